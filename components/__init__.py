@@ -1,0 +1,1 @@
+"""Reusable Pulumi components. Each takes a frozen, typed Args model and knows nothing of stacks or config."""
