@@ -1,0 +1,62 @@
+"""Small builders for IAM, KMS and resource policy JSON, shared by the AWS components.
+
+Policies are plain dicts serialised with ``pulumi.Output.json_dumps`` (which resolves Outputs nested anywhere
+in them), never ``aws.iam.get_policy_document``: that is an invoke, a provider round trip on every preview.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+
+from components.base import AwsContext, StrInput
+
+#: One IAM policy statement. Values may be ``pulumi.Output``; serialise the document with :func:`document`.
+PolicyStatement = dict[str, Any]
+
+POLICY_VERSION = "2012-10-17"
+
+
+def document(statements: Sequence[PolicyStatement]) -> pulumi.Output[str]:
+    """A policy document (``Version`` + ``Statement``) as JSON, resolving any Outputs in the statements."""
+    return pulumi.Output.json_dumps({"Version": POLICY_VERSION, "Statement": list(statements)})
+
+
+def static_document(statements: Sequence[PolicyStatement]) -> str:
+    """A policy document as JSON for statements that hold no Outputs (key policies, trust policies)."""
+    return json.dumps({"Version": POLICY_VERSION, "Statement": list(statements)}, sort_keys=False)
+
+
+def service_endpoint(context: AwsContext, service: str) -> str:
+    """A service's regional endpoint, the value of ``kms:ViaService``, e.g. ``s3.eu-west-1.amazonaws.com``."""
+    return f"{service}.{context.region}.{context.dns_suffix}"
+
+
+def assume_role_policy(service_principal: str) -> str:
+    """A trust policy letting one AWS service principal (e.g. ``backup.amazonaws.com``) assume the role."""
+    return static_document(
+        [
+            {
+                "Sid": "AllowServiceAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": service_principal},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+    )
+
+
+def kms_decrypt_via_service(
+    context: AwsContext, key_arn: StrInput, service: str, sid: str
+) -> PolicyStatement:
+    """``kms:Decrypt`` on one key, only for calls through ``service`` (e.g. ``s3``) in this region."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": key_arn,
+        "Condition": {"StringEquals": {"kms:ViaService": service_endpoint(context, service)}},
+    }

@@ -1,0 +1,125 @@
+"""``keel plan``: run an environment's stack program offline and describe what ``pulumi up`` would create."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from keel.config import StackFile, load_environment
+from keel.engine import Graph, PlannedResource, run_program
+from stacks.spec import EnvironmentSpec
+
+PROJECT = "keel"
+#: Where ``Pulumi.yaml`` says stack config lives (``stackConfigDir``).
+ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one environment's ``pulumi up`` would register, as planned offline from declared inputs."""
+
+    spec: EnvironmentSpec
+    source: Path
+    graph: Graph
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def environment(self) -> str:
+        return self.spec.environment
+
+    @property
+    def resources(self) -> tuple[PlannedResource, ...]:
+        return self.graph.resources
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable plan (``keel plan --format json``)."""
+        return {
+            "environment": self.spec.environment,
+            "tier": self.spec.tier,
+            "cloud": self.spec.cloud,
+            "region": self.spec.aws.region,
+            "source": str(self.source),
+            "kind": "offline plan of declared inputs (Pulumi mock runtime); not a diff against the cloud",
+            "resources": [
+                {
+                    "urn": r.urn,
+                    "type": r.type,
+                    "name": r.name,
+                    "parent": r.parent,
+                    "provider": r.provider,
+                    "custom": r.custom,
+                    "inputs": r.inputs,
+                    "protect": r.protect,
+                    "retainOnDelete": r.retain_on_delete,
+                    "ignoreChanges": list(r.ignore_changes),
+                }
+                for r in self.graph.resources
+            ],
+            "counts": dict(sorted(self.graph.counts_by_type().items())),
+            "outputs": self.graph.outputs,
+            "warnings": list(self.warnings),
+        }
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _collect_engine_warnings() -> Iterator[list[str]]:
+    """``pulumi.warn`` under mocks goes to the root logger; collect it instead of printing it."""
+    handler = _WarningCollector()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield handler.messages
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+
+
+def environment_file(environment: str, environments_dir: Path = ENVIRONMENTS_DIR) -> Path:
+    return environments_dir / f"Pulumi.{environment}.yaml"
+
+
+def plan_stack_file(stack_file: StackFile, spec: EnvironmentSpec) -> Plan:
+    """Run the real stack program for an already validated stack file."""
+    from stacks.program import run
+
+    with _collect_engine_warnings() as messages:
+        graph = run_program(
+            run,
+            project=PROJECT,
+            stack=spec.environment,
+            config=stack_file.engine_config(),
+            secret_keys=sorted(stack_file.secret_keys),
+        )
+    return Plan(spec=spec, source=stack_file.path, graph=graph, warnings=tuple(dict.fromkeys(messages)))
+
+
+def plan_environment(path: Path) -> Plan:
+    """Load, validate and plan one stack config file. Raises ``SpecError`` for bad config."""
+    stack_file, spec = load_environment(path)
+    return plan_stack_file(stack_file, spec)
+
+
+def secret_free(value: Mapping[str, Any]) -> bool:
+    """True if nothing in a JSON-able structure looks like an unmasked Pulumi secret (used by tests)."""
+    text = repr(value)
+    return pulumi.runtime.rpc._special_secret_sig not in text

@@ -1,0 +1,181 @@
+"""Renders a plan for people (terminal tree, Markdown for PR comments) and machines (JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from keel.engine import PlannedResource
+from keel.plan import Plan
+
+#: The inputs worth showing next to each resource type in a tree (dotted paths into the inputs).
+KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "pulumi:providers:aws": ("region", "allowedAccountIds"),
+    "aws:ec2/vpc:Vpc": ("cidrBlock",),
+    "aws:ec2/subnet:Subnet": ("cidrBlock", "availabilityZone", "mapPublicIpOnLaunch"),
+    "aws:ec2/natGateway:NatGateway": ("connectivityType",),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("serviceName", "vpcEndpointType", "privateDnsEnabled"),
+    "aws:ec2/flowLog:FlowLog": ("trafficType", "logDestinationType"),
+    "aws:ec2/launchTemplate:LaunchTemplate": (
+        "metadataOptions.httpTokens",
+        "metadataOptions.httpPutResponseHopLimit",
+        "blockDeviceMappings[0].ebs.volumeSize",
+        "blockDeviceMappings[0].ebs.encrypted",
+    ),
+    "aws:eks/cluster:Cluster": (
+        "version",
+        "vpcConfig.endpointPublicAccess",
+        "vpcConfig.publicAccessCidrs",
+        "accessConfig.authenticationMode",
+    ),
+    "aws:eks/nodeGroup:NodeGroup": (
+        "amiType",
+        "capacityType",
+        "instanceTypes",
+        "scalingConfig.minSize",
+        "scalingConfig.maxSize",
+        "taints",
+    ),
+    "aws:eks/addon:Addon": ("addonName", "addonVersion"),
+    "aws:eks/accessEntry:AccessEntry": ("principalArn",),
+    "aws:kms/key:Key": ("enableKeyRotation", "deletionWindowInDays"),
+    "aws:kms/alias:Alias": ("name",),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "retentionInDays"),
+    "aws:s3/bucket:Bucket": ("bucketPrefix", "bucket"),
+    "aws:secretsmanager/secret:Secret": ("name", "recoveryWindowInDays"),
+    "aws:backup/plan:Plan": ("name",),
+    "aws:backup/vaultLockConfiguration:VaultLockConfiguration": ("minRetentionDays", "maxRetentionDays"),
+    "aws:budgets/budget:Budget": ("limitAmount", "limitUnit", "timeUnit"),
+    "aws:sns/topicSubscription:TopicSubscription": ("protocol",),
+    "aws:autoscaling/tag:Tag": ("tag.key", "tag.value"),
+}
+
+
+def _lookup(inputs: Mapping[str, Any], path: str) -> Any:
+    value: Any = inputs
+    for part in path.replace("[", ".[").split("."):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            value = value[index] if isinstance(value, list) and len(value) > index else None
+        else:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is None:
+            return None
+    return value
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list) and value and isinstance(value[0], Mapping) and "key" in value[0]:
+        return ",".join(f"{t.get('key')}={t.get('value', '')}:{t.get('effect', '')}" for t in value)
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def key_properties(resource: PlannedResource) -> str:
+    """``key=value`` pairs for the inputs that matter for this type (empty if none are set)."""
+    pairs = []
+    for path in KEY_PROPERTIES.get(resource.type, ()):
+        value = _lookup(resource.inputs, path)
+        if value is not None:
+            pairs.append(f"{path.rsplit('.', 1)[-1]}={_short(value)}")
+    return " ".join(pairs)
+
+
+def _flags(resource: PlannedResource) -> str:
+    flags = [flag for flag, on in (("protect", resource.protect), ("retain", resource.retain_on_delete)) if on]
+    return f" [{', '.join(flags)}]" if flags else ""
+
+
+def _label(resource: PlannedResource, markup: bool) -> str:
+    props = key_properties(resource)
+    if markup:
+        flags = _flags(resource)
+        return (
+            f"[bold]{escape(resource.name)}[/bold] [dim]{escape(resource.type)}[/dim]"
+            f"{'[yellow]' + escape(flags) + '[/yellow]' if flags else ''}"
+            f"{'  [cyan]' + escape(props) + '[/cyan]' if props else ''}"
+        )
+    return f"{resource.name} ({resource.type}){_flags(resource)}{'  ' + props if props else ''}"
+
+
+def _headline(plan: Plan) -> str:
+    spec = plan.spec
+    return (
+        f"Environment {spec.environment} (tier {spec.tier}, {spec.cloud} {spec.aws.region}, account "
+        f"{spec.aws.account_id}): {len(plan.resources)} resources to create"
+    )
+
+
+HONESTY_NOTE = (
+    "Offline plan of the inputs the program declares, run under Pulumi's mock runtime. Values computed by the "
+    "cloud (ids, ARNs, endpoints) are realistic stand-ins. This is not a diff against deployed state: use "
+    "`pulumi preview` for that."
+)
+
+
+def tree_order(resources: tuple[PlannedResource, ...]) -> list[tuple[int, PlannedResource]]:
+    """Resources depth-first under their parents (top-level first), with their depth."""
+    by_parent: dict[str | None, list[PlannedResource]] = {}
+    urns = {r.urn for r in resources}
+    for resource in resources:
+        by_parent.setdefault(resource.parent if resource.parent in urns else None, []).append(resource)
+    ordered: list[tuple[int, PlannedResource]] = []
+
+    def visit(parent: str | None, depth: int) -> None:
+        for child in by_parent.get(parent, []):
+            ordered.append((depth, child))
+            visit(child.urn, depth + 1)
+
+    visit(None, 0)
+    return ordered
+
+
+def render_text(plan: Plan, console: Console) -> None:
+    """The terminal view: headline, resource tree (component -> children), counts by type, outputs."""
+    console.print(f"[bold]{_headline(plan)}[/bold]")
+    console.print(f"[dim]{HONESTY_NOTE}[/dim]")
+    tree = Tree(f"[bold]stack {plan.environment}[/bold]")
+    nodes: list[Tree] = [tree]
+    for depth, resource in tree_order(plan.resources):
+        del nodes[depth + 1 :]
+        nodes.append(nodes[depth].add(_label(resource, markup=True)))
+    console.print(tree)
+    counts = Table(title="Resources by type", show_edge=False)
+    counts.add_column("type")
+    counts.add_column("count", justify="right")
+    for type_, count in sorted(plan.graph.counts_by_type().items()):
+        counts.add_row(type_, str(count))
+    console.print(counts)
+    outputs = Table(title="Stack outputs", show_edge=False)
+    outputs.add_column("output")
+    outputs.add_column("value")
+    for key, value in plan.graph.outputs.items():
+        outputs.add_row(escape(key), escape(_short(value)))
+    console.print(outputs)
+    for message in plan.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+
+
+def render_markdown(plan: Plan) -> str:
+    """A PR-comment view of the plan."""
+    lines = [f"### Keel plan: `{plan.environment}`", "", _headline(plan) + ".", "", f"> {HONESTY_NOTE}", ""]
+    lines += ["| type | count |", "|---|---:|"]
+    lines += [f"| `{t}` | {c} |" for t, c in sorted(plan.graph.counts_by_type().items())]
+    lines += ["", "<details><summary>Resources</summary>", "", "```"]
+    lines += ["  " * depth + _label(resource, markup=False) for depth, resource in tree_order(plan.resources)]
+    lines += ["```", "", "</details>", ""]
+    if plan.warnings:
+        lines += ["**Warnings**", ""] + [f"- {w}" for w in plan.warnings] + [""]
+    return "\n".join(lines)
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2, sort_keys=False, default=str)
