@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +36,7 @@ def _root() -> None:
     """Plan, check and review Keel environments offline."""
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"
@@ -51,9 +51,13 @@ def _fail(message: str, code: int) -> typer.Exit:
 def plan(
     environments: Annotated[
         list[str] | None,
-        typer.Argument(metavar="ENV...", help="Environments to plan (names of environments/Pulumi.<ENV>.yaml)."),
+        typer.Argument(
+            metavar="ENV...", help="Environments to plan (names of environments/Pulumi.<ENV>.yaml)."
+        ),
     ] = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.text,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.text,
     stack_config: Annotated[
         Path | None,
         typer.Option("--stack-config", help="Plan this stack config file instead of a shipped environment."),
@@ -64,7 +68,11 @@ def plan(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of program failures.")] = False,
 ) -> None:
     """Show what `pulumi up` would create for each environment, planned offline."""
-    paths = [stack_config] if stack_config else [environment_file(e, environments_dir) for e in environments or []]
+    paths = (
+        [stack_config]
+        if stack_config
+        else [environment_file(e, environments_dir) for e in environments or []]
+    )
     if stack_config and environments:
         raise _fail("give either ENV names or --stack-config, not both", EXIT_BAD_INPUT)
     if not paths:
@@ -76,7 +84,9 @@ def plan(
     if missing and not stack_config:
         shipped = sorted(environment_name(p) for p in environments_dir.glob("Pulumi.*.yaml"))
         names = ", ".join(environment_name(p) for p in missing)
-        raise _fail(f"no environment {names} (expected {missing[0]}); shipped: {', '.join(shipped)}", EXIT_BAD_INPUT)
+        raise _fail(
+            f"no environment {names} (expected {missing[0]}); shipped: {', '.join(shipped)}", EXIT_BAD_INPUT
+        )
     console = Console(highlight=False, soft_wrap=False)
     for path in paths:
         try:
@@ -84,13 +94,18 @@ def plan(
         except SpecError as error:
             raise _fail(f"invalid configuration\n{error}", EXIT_BAD_INPUT) from None
         except PlanError as error:
-            raise _fail(f"{path}: the stack program did something the engine would reject: {error}",
-                        EXIT_PROGRAM_FAILED) from None
+            raise _fail(
+                f"{path}: the stack program did something the engine would reject: {error}",
+                EXIT_PROGRAM_FAILED,
+            ) from None
         except Exception as error:
             if debug:
                 traceback.print_exc()
-            raise _fail(f"{path}: the stack program failed: {type(error).__name__}: {error} "
-                        "(--debug shows the traceback)", EXIT_PROGRAM_FAILED) from None
+            raise _fail(
+                f"{path}: the stack program failed: {type(error).__name__}: {error} "
+                "(--debug shows the traceback)",
+                EXIT_PROGRAM_FAILED,
+            ) from None
         if output_format is OutputFormat.json:
             sys.stdout.write(render_json(result) + "\n")
         elif output_format is OutputFormat.markdown:

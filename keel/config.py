@@ -14,7 +14,14 @@ from typing import Any
 
 import yaml
 
-from stacks.spec import CONFIG_NAMESPACE, EnvironmentSpec, Problem, SpecError, overlapping_networks, parse_spec
+from stacks.spec import (
+    CONFIG_NAMESPACE,
+    EnvironmentSpec,
+    Problem,
+    SpecError,
+    overlapping_networks,
+    parse_spec,
+)
 
 SECRET_PLACEHOLDER = "[secret]"
 #: Top-level keys of a stack file besides ``config`` that the Pulumi CLI writes.
@@ -33,8 +40,7 @@ class StackFile:
     def engine_config(self) -> dict[str, str]:
         """Config as the engine passes it to a program: strings, objects JSON-encoded, secrets masked."""
         return {
-            key: value if isinstance(value, str) else json.dumps(value)
-            for key, value in self.values.items()
+            key: value if isinstance(value, str) else json.dumps(value) for key, value in self.values.items()
         }
 
 
@@ -55,7 +61,9 @@ def read_stack_file(path: Path) -> StackFile:
     except FileNotFoundError:
         raise SpecError(source, [Problem("(file)", "does not exist", has_value=False)]) from None
     except OSError as error:
-        raise SpecError(source, [Problem("(file)", f"cannot be read: {error.strerror}", has_value=False)]) from None
+        raise SpecError(
+            source, [Problem("(file)", f"cannot be read: {error.strerror}", has_value=False)]
+        ) from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -64,21 +72,38 @@ def read_stack_file(path: Path) -> StackFile:
         reason = getattr(error, "problem", None) or str(error)
         raise SpecError(source, [Problem(where, f"is not valid YAML: {reason}", has_value=False)]) from None
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise SpecError(source, [Problem("config", "a stack file must be a mapping with a `config:` mapping",
-                                         document if not isinstance(document, dict) else document.get("config"))])
+        raise SpecError(
+            source,
+            [
+                Problem(
+                    "config",
+                    "a stack file must be a mapping with a `config:` mapping",
+                    document if not isinstance(document, dict) else document.get("config"),
+                )
+            ],
+        )
     unknown = sorted(set(document) - _STACK_FILE_KEYS)
     if unknown:
-        raise SpecError(source, [Problem(k, "unknown top-level key; Keel's settings go under `config:` as keel:<key>",
-                                         document[k]) for k in unknown])
+        raise SpecError(
+            source,
+            [
+                Problem(
+                    k, "unknown top-level key; Keel's settings go under `config:` as keel:<key>", document[k]
+                )
+                for k in unknown
+            ],
+        )
     values: dict[str, Any] = {}
     secrets: set[str] = set()
-    for key, value in document["config"].items():
-        key = str(key)
-        if isinstance(value, dict) and set(value) == {"secure"}:
+    for raw_key, value in document["config"].items():
+        key = str(raw_key)
+        is_secret = isinstance(value, dict) and set(value) == {"secure"}
+        if is_secret:
             secrets.add(key)
-            value = SECRET_PLACEHOLDER
-        values[key] = value
-    return StackFile(path=path, environment=environment_name(path), values=values, secret_keys=frozenset(secrets))
+        values[key] = SECRET_PLACEHOLDER if is_secret else value
+    return StackFile(
+        path=path, environment=environment_name(path), values=values, secret_keys=frozenset(secrets)
+    )
 
 
 def spec_from_file(stack_file: StackFile) -> EnvironmentSpec:
@@ -107,12 +132,16 @@ def check_isolation(stack_file: StackFile, spec: EnvironmentSpec) -> None:
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
             continue  # a broken sibling is reported when it is planned itself
     problems = [
-        Problem(f"{CONFIG_NAMESPACE}:network.cidr",
-                f"overlaps {networks[other]} of environment {other!r} ({sources[other]}); "
-                "environments must not share address space",
-                str(spec.network.cidr))
-        for pair in overlapping_networks(networks) if spec.environment in pair
-        for other in pair if other != spec.environment
+        Problem(
+            f"{CONFIG_NAMESPACE}:network.cidr",
+            f"overlaps {networks[other]} of environment {other!r} ({sources[other]}); "
+            "environments must not share address space",
+            str(spec.network.cidr),
+        )
+        for pair in overlapping_networks(networks)
+        if spec.environment in pair
+        for other in pair
+        if other != spec.environment
     ]
     if problems:
         raise SpecError(str(stack_file.path), problems)

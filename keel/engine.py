@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from keel.fakes import DEFAULT_ACCOUNT, DEFAULT_REGION, FakeContext, fake_id, fake_outputs
 
@@ -173,15 +173,17 @@ class RecordingMonitor(mocks.MockMonitor):
             # Provider inputs reach the engine JSON-encoded when they are not strings.
             accounts = inputs.get("allowedAccountIds") or "[]"
             accounts = json.loads(accounts) if isinstance(accounts, str) else accounts
-            return str(inputs.get("region") or DEFAULT_REGION), str(accounts[0] if accounts else DEFAULT_ACCOUNT)
+            return str(inputs.get("region") or DEFAULT_REGION), str(
+                accounts[0] if accounts else DEFAULT_ACCOUNT
+            )
         provider_urn = provider_ref.rsplit("::", 1)[0] if provider_ref else ""
         return self._provider_location.get(provider_urn, (DEFAULT_REGION, DEFAULT_ACCOUNT))
 
-    def RegisterResource(self, request: Any) -> Any:
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method name)
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        mocks._ensure_event_loop()
+        _ensure_event_loop()
         raw_inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
         inputs, _ = _mask_secrets(raw_inputs)
         suspicious = [] if not request.custom else list(_python_style_keys(inputs))
@@ -192,7 +194,9 @@ class RecordingMonitor(mocks.MockMonitor):
             )
         region, account = self._location(request.type, inputs, request.provider)
         # Fakes see the raw inputs so that the program gets secret inputs back still wrapped as secrets.
-        ctx = FakeContext(urn=urn, type=request.type, name=request.name, inputs=raw_inputs, region=region, account=account)
+        ctx = FakeContext(
+            urn=urn, type=request.type, name=request.name, inputs=raw_inputs, region=region, account=account
+        )
         resource_id = fake_id(ctx) if request.custom else ""
         state = fake_outputs(ctx) if request.custom else {}
         if request.type.startswith("pulumi:providers:"):

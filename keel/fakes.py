@@ -109,19 +109,29 @@ def _eks_node_group(ctx: FakeContext) -> dict[str, Any]:
     return {
         "nodeGroupName": name,
         "arn": ctx.arn("eks", f"nodegroup/{cluster}/{name}/{ctx.uuid()}"),
-        "resources": [{"autoscalingGroups": [{"name": f"eks-{name}-{ctx.uuid()}"}], "remoteAccessSecurityGroupId": ""}],
+        "resources": [
+            {"autoscalingGroups": [{"name": f"eks-{name}-{ctx.uuid()}"}], "remoteAccessSecurityGroupId": ""}
+        ],
         "status": "ACTIVE",
     }
 
 
 def _iam_role(ctx: FakeContext) -> dict[str, Any]:
     name = ctx.physical_name()
-    return {"name": name, "arn": ctx.arn("iam", f"role/{name}", region=False), "uniqueId": "AROA" + ctx.digest(17).upper()}
+    return {
+        "name": name,
+        "arn": ctx.arn("iam", f"role/{name}", region=False),
+        "uniqueId": "AROA" + ctx.digest(17).upper(),
+    }
 
 
 def _iam_policy(ctx: FakeContext) -> dict[str, Any]:
     name = ctx.physical_name()
-    return {"name": name, "arn": ctx.arn("iam", f"policy/{name}", region=False), "policyId": "ANPA" + ctx.digest(17).upper()}
+    return {
+        "name": name,
+        "arn": ctx.arn("iam", f"policy/{name}", region=False),
+        "policyId": "ANPA" + ctx.digest(17).upper(),
+    }
 
 
 def _oidc_provider(ctx: FakeContext) -> dict[str, Any]:
@@ -153,7 +163,10 @@ def _s3_bucket(ctx: FakeContext) -> dict[str, Any]:
 def _named_arn(service: str, resource_format: str, name_key: str = "name") -> Callable[[FakeContext], dict]:
     def fake(ctx: FakeContext) -> dict[str, Any]:
         name = ctx.physical_name(name_key)
-        return {name_key: name, "arn": ctx.arn(service, resource_format.format(name=name, suffix=ctx.digest(6)))}
+        return {
+            name_key: name,
+            "arn": ctx.arn(service, resource_format.format(name=name, suffix=ctx.digest(6))),
+        }
 
     return fake
 
@@ -169,7 +182,11 @@ def _secret(ctx: FakeContext) -> dict[str, Any]:
 
 
 def _launch_template(ctx: FakeContext) -> dict[str, Any]:
-    return {"latestVersion": 1.0, "defaultVersion": 1.0, "arn": ctx.arn("ec2", f"launch-template/lt-{ctx.digest(17)}")}
+    return {
+        "latestVersion": 1.0,
+        "defaultVersion": 1.0,
+        "arn": ctx.arn("ec2", f"launch-template/lt-{ctx.digest(17)}"),
+    }
 
 
 def _budget(ctx: FakeContext) -> dict[str, Any]:
@@ -200,7 +217,9 @@ _SPECIFIC: dict[str, Callable[[FakeContext], dict[str, Any]]] = {
     "aws:backup/plan:Plan": _backup_plan,
     "aws:budgets/budget:Budget": _budget,
     "aws:costexplorer/anomalyMonitor:AnomalyMonitor": _named_arn("ce", "anomalymonitor/{suffix}"),
-    "aws:costexplorer/anomalySubscription:AnomalySubscription": _named_arn("ce", "anomalysubscription/{suffix}"),
+    "aws:costexplorer/anomalySubscription:AnomalySubscription": _named_arn(
+        "ce", "anomalysubscription/{suffix}"
+    ),
 }
 
 _TOKEN = re.compile(r"^(?P<pkg>[^:]+):(?P<module>[^/:]+)(/[^:]*)?:(?P<kind>.+)$")

@@ -14,6 +14,7 @@ import pulumi
 
 from keel.config import StackFile, load_environment
 from keel.engine import Graph, PlannedResource, run_program
+from stacks.program import run
 from stacks.spec import EnvironmentSpec
 
 PROJECT = "keel"
@@ -100,8 +101,6 @@ def environment_file(environment: str, environments_dir: Path = ENVIRONMENTS_DIR
 
 def plan_stack_file(stack_file: StackFile, spec: EnvironmentSpec) -> Plan:
     """Run the real stack program for an already validated stack file."""
-    from stacks.program import run
-
     with _collect_engine_warnings() as messages:
         graph = run_program(
             run,

@@ -90,7 +90,9 @@ def key_properties(resource: PlannedResource) -> str:
 
 
 def _flags(resource: PlannedResource) -> str:
-    flags = [flag for flag, on in (("protect", resource.protect), ("retain", resource.retain_on_delete)) if on]
+    flags = [
+        flag for flag, on in (("protect", resource.protect), ("retain", resource.retain_on_delete)) if on
+    ]
     return f" [{', '.join(flags)}]" if flags else ""
 
 

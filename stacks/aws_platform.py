@@ -16,7 +16,7 @@ from components.aws.cluster import Cluster, ClusterArgs, SystemNodes
 from components.aws.keys import EncryptionKeys, EncryptionKeysArgs
 from components.aws.network import Network, NetworkArgs
 from components.aws.node_group import GpuNodePool, GpuNodePoolArgs
-from components.aws.secrets import SecretSpec, Secrets, SecretsArgs
+from components.aws.secrets import Secrets, SecretsArgs, SecretSpec
 from components.base import AwsContext, Stateful
 from stacks.spec import EnvironmentSpec, GpuPoolSpec
 
@@ -39,7 +39,12 @@ def stateful_policy(spec: EnvironmentSpec) -> Stateful:
 
 
 def _gpu_pools(
-    spec: EnvironmentSpec, pool: GpuPoolSpec, context: AwsContext, cluster: Cluster, network: Network,
+    *,
+    spec: EnvironmentSpec,
+    pool: GpuPoolSpec,
+    context: AwsContext,
+    cluster: Cluster,
+    network: Network,
     opts: pulumi.ResourceOptions,
 ) -> list[GpuNodePool]:
     return [
@@ -127,7 +132,13 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
         ),
         opts=opts,
     )
-    pools = [group for pool in spec.gpu_pools for group in _gpu_pools(spec, pool, context, cluster, network, opts)]
+    pools = [
+        group
+        for pool in spec.gpu_pools
+        for group in _gpu_pools(
+            spec=spec, pool=pool, context=context, cluster=cluster, network=network, opts=opts
+        )
+    ]
 
     secrets = (
         Secrets(

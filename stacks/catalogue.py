@@ -23,9 +23,13 @@ class GpuInstanceType:
     memory_gib: int
 
 
-def _family(gpu: str, gpu_memory_gib: int, rows: dict[str, tuple[int, int, int]]) -> dict[str, GpuInstanceType]:
+def _family(
+    gpu: str, gpu_memory_gib: int, rows: dict[str, tuple[int, int, int]]
+) -> dict[str, GpuInstanceType]:
     return {
-        name: GpuInstanceType(gpu=gpu, gpus=gpus, gpu_memory_gib=gpu_memory_gib, vcpus=vcpus, memory_gib=memory)
+        name: GpuInstanceType(
+            gpu=gpu, gpus=gpus, gpu_memory_gib=gpu_memory_gib, vcpus=vcpus, memory_gib=memory
+        )
         for name, (gpus, vcpus, memory) in rows.items()
     }
 

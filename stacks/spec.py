@@ -15,7 +15,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from stacks.catalogue import gpu_instance
@@ -28,7 +36,30 @@ CONFIG_NAMESPACE = "keel"
 ENGINE_NAMESPACE = "pulumi"
 
 #: Retention values CloudWatch Logs accepts (days).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 #: EKS Kubernetes versions Keel is tested against (standard or extended support in November 2026).
 SUPPORTED_KUBERNETES_VERSIONS = ("1.32", "1.33", "1.34", "1.35")
 
@@ -66,7 +97,9 @@ class TierDefaults:
 
 TIER_DEFAULTS: dict[str, TierDefaults] = {
     "dev": TierDefaults(2, "single", 30, "spot", 7, None, False, False, False, False, 7, 7),
-    "staging": TierDefaults(3, "single", 90, "spot-with-fallback", 35, None, False, False, True, False, 30, 30),
+    "staging": TierDefaults(
+        3, "single", 90, "spot-with-fallback", 35, None, False, False, True, False, 30, 30
+    ),
     "prod": TierDefaults(3, "per-az", 365, "on-demand-floor", 35, 365, True, True, True, True, 30, 30),
 }
 
@@ -98,7 +131,9 @@ class NetworkSpec(SpecModel):
     @classmethod
     def _cidr_size(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
         if not 16 <= value.prefixlen <= 20:
-            raise ValueError(f"the VPC range must be /16 to /20 to fit node and endpoint subnets, got /{value.prefixlen}")
+            raise ValueError(
+                f"the VPC range must be /16 to /20 to fit node and endpoint subnets, got /{value.prefixlen}"
+            )
         if not value.is_private:
             raise ValueError("the VPC range must be private address space (RFC 1918)")
         return value
@@ -146,7 +181,9 @@ class ClusterSpec(SpecModel):
     def _no_open_endpoint(cls, value: list[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Network]:
         for cidr in value:
             if cidr.prefixlen < 16:
-                raise ValueError(f"{cidr} opens the API endpoint to too much of the internet; allow /16 or smaller")
+                raise ValueError(
+                    f"{cidr} opens the API endpoint to too much of the internet; allow /16 or smaller"
+                )
         return value
 
     @field_validator("addon_versions")
@@ -297,9 +334,13 @@ class TagsSpec(SpecModel):
         clash = sorted(set(value) & set(REQUIRED_TAG_KEYS))
         if clash:
             raise ValueError(f"{', '.join(clash)} is set by Keel; choose another tag key")
-        bad = [k for k in value if not re.fullmatch(r"[\w.:/=+\-@ ]{1,128}", k) or k.lower().startswith("aws:")]
+        bad = [
+            k for k in value if not re.fullmatch(r"[\w.:/=+\-@ ]{1,128}", k) or k.lower().startswith("aws:")
+        ]
         if bad:
-            raise ValueError(f"invalid tag key {', '.join(bad)}: 1-128 letters, digits, spaces or _.:/=+-@, no aws: prefix")
+            raise ValueError(
+                f"invalid tag key {', '.join(bad)}: 1-128 letters, digits, spaces or _.:/=+-@, no aws: prefix"
+            )
         return value
 
 
@@ -346,14 +387,24 @@ class EnvironmentSpec(SpecModel):
             if isinstance(value, dict):
                 data[section] = {**{k: v for k, v in defaults.items() if v is not None}, **value}
 
-        zones = [f"{region}{letter}" for letter in "abcdef"[: tier.zone_count]] if isinstance(region, str) else None
-        fill("network", {"availabilityZones": zones, "nat": tier.nat, "flowLogRetentionDays": tier.log_retention_days})
+        zones = (
+            [f"{region}{letter}" for letter in "abcdef"[: tier.zone_count]]
+            if isinstance(region, str)
+            else None
+        )
+        fill(
+            "network",
+            {"availabilityZones": zones, "nat": tier.nat, "flowLogRetentionDays": tier.log_retention_days},
+        )
         fill("cluster", {"logRetentionDays": tier.log_retention_days})
-        fill("backups", {
-            "dailyRetentionDays": tier.daily_backup_retention_days,
-            "weeklyRetentionDays": tier.weekly_backup_retention_days,
-            "vaultLock": tier.vault_lock,
-        })
+        fill(
+            "backups",
+            {
+                "dailyRetentionDays": tier.daily_backup_retention_days,
+                "weeklyRetentionDays": tier.weekly_backup_retention_days,
+                "vaultLock": tier.vault_lock,
+            },
+        )
         fill("budget", {"anomalyDetection": tier.anomaly_detection})
         pools = data.get("gpuPools")
         if isinstance(pools, list):
@@ -478,37 +529,70 @@ def _tier_rules(spec: EnvironmentSpec) -> list[Problem]:
         problems.append(Problem(_key_path(*_split(path)), message, value))
 
     if tier != "dev" and spec.cluster.public_access_cidrs:
-        reject("cluster.publicAccessCidrs", [str(c) for c in spec.cluster.public_access_cidrs],
-               f"{tier} requires a private-only API endpoint; allowed: an empty list (public access is dev-only)")
+        reject(
+            "cluster.publicAccessCidrs",
+            [str(c) for c in spec.cluster.public_access_cidrs],
+            f"{tier} requires a private-only API endpoint; allowed: an empty list (public access is dev-only)",
+        )
     if tier == "prod":
         if spec.network.nat != "per-az":
             reject("network.nat", spec.network.nat, "prod requires one NAT gateway per zone; allowed: per-az")
         if len(spec.network.availability_zones or []) < 3:
-            reject("network.availabilityZones", spec.network.availability_zones, "prod requires at least 3 zones")
+            reject(
+                "network.availabilityZones", spec.network.availability_zones, "prod requires at least 3 zones"
+            )
         if spec.backups.copy_region is None:
-            problems.append(Problem(_key_path("backups", ("copyRegion",)),
-                                    "prod requires a second region for backup copies", has_value=False))
+            problems.append(
+                Problem(
+                    _key_path("backups", ("copyRegion",)),
+                    "prod requires a second region for backup copies",
+                    has_value=False,
+                )
+            )
         elif spec.backups.copy_region == spec.aws.region:
             reject("backups.copyRegion", spec.backups.copy_region, "must differ from aws.region")
         if not spec.backups.vault_lock:
-            reject("backups.vaultLock", spec.backups.vault_lock, "prod requires locked backup vaults; allowed: true")
+            reject(
+                "backups.vaultLock",
+                spec.backups.vault_lock,
+                "prod requires locked backup vaults; allowed: true",
+            )
         if not spec.backups.weekly_retention_days or spec.backups.weekly_retention_days < 90:
-            reject("backups.weeklyRetentionDays", spec.backups.weekly_retention_days,
-                   "prod requires weekly recovery points kept at least 90 days")
+            reject(
+                "backups.weeklyRetentionDays",
+                spec.backups.weekly_retention_days,
+                "prod requires weekly recovery points kept at least 90 days",
+            )
         if (spec.backups.daily_retention_days or 0) < 7:
-            reject("backups.dailyRetentionDays", spec.backups.daily_retention_days,
-                   "prod requires daily recovery points kept at least 7 days")
+            reject(
+                "backups.dailyRetentionDays",
+                spec.backups.daily_retention_days,
+                "prod requires daily recovery points kept at least 7 days",
+            )
         for index, pool in enumerate(spec.gpu_pools):
             if pool.capacity in ("spot", "spot-with-fallback"):
-                reject(f"gpuPools[{index}].capacity", pool.capacity,
-                       "prod requires an on-demand floor; allowed: on-demand, on-demand-floor")
+                reject(
+                    f"gpuPools[{index}].capacity",
+                    pool.capacity,
+                    "prod requires an on-demand floor; allowed: on-demand, on-demand-floor",
+                )
             if pool.min_size < 1:
-                reject(f"gpuPools[{index}].minSize", pool.min_size, "prod requires at least 1 on-demand node per pool")
+                reject(
+                    f"gpuPools[{index}].minSize",
+                    pool.min_size,
+                    "prod requires at least 1 on-demand node per pool",
+                )
     weekly = spec.backups.weekly_retention_days
-    if weekly is not None and spec.backups.daily_retention_days and weekly < spec.backups.daily_retention_days:
+    if (
+        weekly is not None
+        and spec.backups.daily_retention_days
+        and weekly < spec.backups.daily_retention_days
+    ):
         reject("backups.weeklyRetentionDays", weekly, "must be at least dailyRetentionDays")
-    for path, days in (("network.flowLogRetentionDays", spec.network.flow_log_retention_days),
-                       ("cluster.logRetentionDays", spec.cluster.log_retention_days)):
+    for path, days in (
+        ("network.flowLogRetentionDays", spec.network.flow_log_retention_days),
+        ("cluster.logRetentionDays", spec.cluster.log_retention_days),
+    ):
         if days not in LOG_RETENTION_DAYS:
             reject(path, days, f"CloudWatch accepts only {', '.join(map(str, LOG_RETENTION_DAYS))}")
         elif tier == "prod" and days < 365:
@@ -563,18 +647,31 @@ def parse_spec(
     declared_secret_keys: set[str] = set()
     declared = values.get(f"{CONFIG_NAMESPACE}:secrets")
     if isinstance(declared, list):
-        declared_secret_keys = {s.get("configKey") for s in declared if isinstance(s, dict)} - {None}
+        declared_secret_keys = {
+            str(s["configKey"]) for s in declared if isinstance(s, dict) and isinstance(s.get("configKey"), str)
+        }
     for key, value in values.items():
         namespace, _, name = key.partition(":")
         if namespace == ENGINE_NAMESPACE:
             continue
         if namespace != CONFIG_NAMESPACE or not name:
-            problems.append(Problem(key, "unknown config namespace; Keel reads only keel:<key> "
-                                    "(the AWS provider is configured from keel:aws)", value if key not in secrets else "[secret]"))
+            problems.append(
+                Problem(
+                    key,
+                    "unknown config namespace; Keel reads only keel:<key> "
+                    "(the AWS provider is configured from keel:aws)",
+                    value if key not in secrets else "[secret]",
+                )
+            )
         elif name in declared_secret_keys:
             if key not in secrets:
-                problems.append(Problem(key, "holds a secret in plain text; set it with "
-                                        f"`pulumi config set --secret {key}`", has_value=False))
+                problems.append(
+                    Problem(
+                        key,
+                        f"holds a secret in plain text; set it with `pulumi config set --secret {key}`",
+                        has_value=False,
+                    )
+                )
         elif name not in CONFIG_KEYS or name == "environment":
             close = [k for k in CONFIG_KEYS if _similar(k, name)]
             hint = f"; did you mean {CONFIG_NAMESPACE}:{close[0]}?" if close else ""
@@ -601,4 +698,4 @@ def _similar(a: str, b: str) -> bool:
 def overlapping_networks(specs: Mapping[str, ipaddress.IPv4Network]) -> list[tuple[str, str]]:
     """Pairs of environments whose VPC ranges overlap (environments must be routable to each other's never)."""
     names = sorted(specs)
-    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if specs[a].overlaps(specs[b])]
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if specs[a].overlaps(specs[b])]

@@ -32,7 +32,9 @@ def write_env(tmp_path: Path) -> Callable[..., Path]:
 
     def write(env: str, document: dict[str, Any] | str, *, siblings: tuple[str, ...] = ()) -> Path:
         for sibling in siblings:
-            (tmp_path / f"Pulumi.{sibling}.yaml").write_text((ENVIRONMENTS_DIR / f"Pulumi.{sibling}.yaml").read_text())
+            (tmp_path / f"Pulumi.{sibling}.yaml").write_text(
+                (ENVIRONMENTS_DIR / f"Pulumi.{sibling}.yaml").read_text()
+            )
         path = tmp_path / f"Pulumi.{env}.yaml"
         path.write_text(document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False))
         return path
