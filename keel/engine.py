@@ -183,6 +183,8 @@ class RecordingMonitor(mocks.MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
+        if urn in self.resources:
+            raise PlanError(f"duplicate resource URN {urn}: two resources share a type and logical name")
         _ensure_event_loop()
         raw_inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
         inputs, _ = _mask_secrets(raw_inputs)
@@ -191,6 +193,11 @@ class RecordingMonitor(mocks.MockMonitor):
             raise PlanError(
                 f"{request.type} {request.name!r}: input key path {', '.join(suspicious)} is not a provider "
                 "property name (the engine expects camelCase; a misspelled or untyped dict key?)"
+            )
+        if request.custom and not request.provider and not request.type.startswith("pulumi:providers:"):
+            raise PlanError(
+                f"{request.type} {request.name!r} has no explicit provider; Keel disables default providers "
+                "(pulumi:disable-default-providers), so pass one through opts or the parent component"
             )
         region, account = self._location(request.type, inputs, request.provider)
         # Fakes see the raw inputs so that the program gets secret inputs back still wrapped as secrets.

@@ -350,8 +350,9 @@ REQUIRED_TAG_KEYS = ("environment", "owner", "cost-centre", "managed-by")
 class EnvironmentSpec(SpecModel):
     """One environment, validated and with every tier default resolved. Built by ``parse_spec``."""
 
-    environment: Kebab
-    """The environment (stack) name. Set from the stack, not from config."""
+    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", max_length=20)]
+    """The environment (stack) name, at most 20 characters (it prefixes physical names such as the artifact
+    bucket's, which S3 limits). Set from the stack name, not from config."""
     tier: Tier
     """``dev``, ``staging`` or ``prod``: decides defaults and what may be overridden. Required."""
     cloud: Literal["aws"] = "aws"
@@ -376,7 +377,11 @@ class EnvironmentSpec(SpecModel):
     @model_validator(mode="before")
     @classmethod
     def _apply_tier_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("tier") not in TIER_DEFAULTS:
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("tier"), str)
+            or data["tier"] not in TIER_DEFAULTS
+        ):
             return data
         tier = TIER_DEFAULTS[data["tier"]]
         region = data.get("aws", {}).get("region") if isinstance(data.get("aws"), dict) else None
@@ -494,6 +499,15 @@ def _pydantic_problems(error: ValidationError, raw: Mapping[str, Any]) -> list[P
             continue
         head, rest = str(loc[0]), tuple(loc[1:])
         message = str(item["msg"]).removeprefix("Value error, ")
+        if head == "environment":
+            problems.append(
+                Problem(
+                    "(stack name)",
+                    f"{message}: stack names are kebab-case, at most 20 characters",
+                    item["input"],
+                )
+            )
+            continue
         if item["type"] == "missing":
             problems.append(Problem(_key_path(head, rest), "is required but missing", has_value=False))
         elif item["type"] == "extra_forbidden":
@@ -648,7 +662,9 @@ def parse_spec(
     declared = values.get(f"{CONFIG_NAMESPACE}:secrets")
     if isinstance(declared, list):
         declared_secret_keys = {
-            str(s["configKey"]) for s in declared if isinstance(s, dict) and isinstance(s.get("configKey"), str)
+            str(s["configKey"])
+            for s in declared
+            if isinstance(s, dict) and isinstance(s.get("configKey"), str)
         }
     for key, value in values.items():
         namespace, _, name = key.partition(":")
@@ -663,7 +679,7 @@ def parse_spec(
                     value if key not in secrets else "[secret]",
                 )
             )
-        elif name in declared_secret_keys:
+        elif name in declared_secret_keys and name not in _FIELD_BY_KEY:
             if key not in secrets:
                 problems.append(
                     Problem(
