@@ -30,7 +30,8 @@ def test_records_parent_provider_and_options() -> None:
     key = graph.one("aws:kms/key:Key")
     assert key.parent == graph.one("keel:test:Thing").urn
     assert key.provider == graph.one("pulumi:providers:aws").urn
-    assert key.protect and key.retain_on_delete
+    assert key.protect
+    assert key.retain_on_delete
     assert key.inputs == {"enableKeyRotation": True}
     # Fakes follow the provider's region and account.
     assert str(graph.outputs["arn"]).startswith("arn:aws:kms:eu-west-1:222222222222:key/")

@@ -49,7 +49,8 @@ def test_tier_defaults_fill_what_config_leaves_out() -> None:
     assert specs["dev"].backups.vault_lock is False
     assert [specs[e].budget.anomaly_detection for e in SHIPPED] == [False, False, True]
     assert [specs[e].cluster.log_retention_days for e in SHIPPED] == [30, 90, 365]
-    assert TIER_DEFAULTS["prod"].retain_stateful and not TIER_DEFAULTS["staging"].retain_stateful
+    assert TIER_DEFAULTS["prod"].retain_stateful
+    assert not TIER_DEFAULTS["staging"].retain_stateful
 
 
 def test_safe_override_is_honoured(write_env: WriteEnv) -> None:
@@ -323,7 +324,8 @@ def test_fails_on_malformed_yaml(write_env: WriteEnv) -> None:
     path = write_env("dev", "config:\n  keel:tier: dev\n  keel:aws: [unclosed\n")
     message = _error(path)
     assert str(path) in message
-    assert "line 4" in message and "is not valid YAML" in message
+    assert "line 4" in message
+    assert "is not valid YAML" in message
 
 
 @pytest.mark.parametrize("document", ["just a string\n", "config: [1, 2]\n", "settings: {}\n"])
