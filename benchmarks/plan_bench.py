@@ -170,7 +170,7 @@ def measure_one(case: str, floor: int | None, preload: list[str]) -> dict[str, A
         else:
             program = floor_program(floor)
             start = time.perf_counter()
-            graph = run_program(program, project="keel", stack=case.split("-")[0])
+            graph = run_program(program, project="keel", stack=case.partition("-")[0])
             seconds = time.perf_counter() - start
             resources = [r for r in graph.resources if r.custom]
     return {
@@ -193,7 +193,9 @@ def child_env(inherit_bytecode: bool) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     if not inherit_bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / f"keel-plan-bench-pycache-{os.getuid()}")
+        env["PYTHONPYCACHEPREFIX"] = str(
+            Path(tempfile.gettempdir()) / f"keel-plan-bench-pycache-{os.getuid()}"
+        )
     return env
 
 
@@ -338,7 +340,10 @@ def render_table(results: list[CaseResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
 
     def line(row: list[str]) -> str:
-        cells = [cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
         return "  ".join(cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
@@ -400,7 +405,9 @@ def profile(case: str, inherit_bytecode: bool, top: int = 25) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per figure (default 3)")
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated (default {','.join(CASES)})")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated (default {','.join(CASES)})"
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable results instead")
     parser.add_argument("--profile", metavar="CASE", choices=CASES, help="cProfile one plan of CASE")
     parser.add_argument(

@@ -128,13 +128,16 @@ class Graph:
 
 
 def _mask_secrets(value: Any) -> tuple[Any, bool]:
-    """Replace secret-wrapped values by ``SECRET_MASK``; report whether any were found."""
+    """Replace secret-wrapped values by ``SECRET_MASK``; report whether any were found.
+
+    Keys come out sorted: protobuf maps carry no order, and a plan must be byte-for-byte reproducible.
+    """
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return SECRET_MASK, True
         masked_any = False
         out: dict[str, Any] = {}
-        for key, item in value.items():
+        for key, item in sorted(value.items()):
             out[key], masked = _mask_secrets(item)
             masked_any |= masked
         return out, masked_any

@@ -46,7 +46,7 @@ class Plan:
             "tier": self.spec.tier,
             "cloud": self.spec.cloud,
             "region": self.spec.aws.region,
-            "source": str(self.source),
+            "source": display_path(self.source),
             "kind": "offline plan of declared inputs (Pulumi mock runtime); not a diff against the cloud",
             "resources": [
                 {
@@ -93,6 +93,14 @@ def _collect_engine_warnings() -> Iterator[list[str]]:
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
+
+
+def display_path(path: Path) -> str:
+    """A path relative to the working directory where possible, so plans compare across checkouts."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def environment_file(environment: str, environments_dir: Path = ENVIRONMENTS_DIR) -> Path:

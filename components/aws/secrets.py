@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from components.aws.policy_documents import PolicyStatement, kms_decrypt_via_service
 from components.base import AwsContext, ComponentArgs, Stateful, StrInput, child_options, named_tags
@@ -24,9 +24,25 @@ class SecretSpec(ComponentArgs):
     refused so that no plaintext travels through the program. Default: ``None`` (no version is created; the
     value is set out of band, e.g. by a rotation function or an operator)."""
 
+    # A refused value must not be echoed: validation errors of this model never print their input.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _not_plain_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError(
+                "value is a plain str; allowed: a secret Output (config.require_secret) so that no plaintext "
+                "travels through the program (the value is not shown)"
+            )
+        return value
+
 
 class SecretsArgs(ComponentArgs):
     """Inputs of :class:`Secrets`."""
+
+    # Its input can hold secret values (``secrets`` given as mappings): errors never print the input.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     context: AwsContext
     """Account and region of the secrets (used for the read-grant's ``kms:ViaService``). Required."""
