@@ -4,14 +4,16 @@ What it measures, per case (dev, staging, prod from ``environments/``; prod scal
 
 * **plan** - the ``plan_environment(path)`` call itself: read and validate the stack file, run the real stack
   program under Pulumi's mock runtime (``keel.engine.run_program``), record the graph.
-* **floor** - the same number of custom resources, registered as plain ``pulumi.CustomResource`` objects of a
-  dummy type with a handful of string inputs, under the same ``run_program`` engine (same mocks, same
-  ``RecordingMonitor``) and no Keel logic: no spec, no components, no provider SDK classes. ``ratio`` =
-  plan / floor is what Keel's own logic costs on top of Pulumi's runtime.
+* **floor** - the same number of custom resources (one of them a provider), registered as plain
+  ``pulumi.CustomResource`` objects of a dummy type with a handful of string inputs, under the same
+  ``run_program`` engine (same mocks, same ``RecordingMonitor``) and no Keel logic: no config, no spec, no
+  components, no typed provider SDK classes. The floor's process imports exactly what the plan's does, so
+  both start from the same heap. ``ratio`` = plan / floor: what Keel costs on top of Pulumi's runtime.
 * **import** - from process spawn until Python, ``pulumi``, ``pulumi_aws`` and Keel are imported, including the
   ``pulumi_aws`` submodules the case uses (the SDK loads them lazily; a warm-up run discovers which), so that
   plan time is not import time.
-* **peak MiB** - the child process's peak resident set (``ru_maxrss``), imports included.
+* **peak MiB** - the child process's peak resident set (``ru_maxrss``), imports included (identical imports
+  for plan and floor, so the difference is what planning allocates).
 
 Every measurement runs in a fresh subprocess (``plan_bench.py --one CASE``), sequentially, ``--repeat`` times;
 the table shows the median and the min. The target applies to prod: plan within 1.5x the floor and under 5 s.
@@ -27,6 +29,8 @@ Run from the repository root::
     .venv/bin/python benchmarks/plan_bench.py                 # the table (about two minutes on 2 cores)
     .venv/bin/python benchmarks/plan_bench.py --json          # the same, machine-readable
     .venv/bin/python benchmarks/plan_bench.py --profile prod  # cProfile of one prod plan: where time goes
+
+Other sessions running on the machine skew the figures; the header prints the load average.
 """
 
 from __future__ import annotations
@@ -122,13 +126,18 @@ def floor_program(count: int) -> Callable[[], Mapping[str, Any]]:
     """
     import pulumi  # noqa: PLC0415
 
+    class Dummy(pulumi.CustomResource):
+        # A subclass, like every provider SDK resource: the SDK then records the constructor's call stack as
+        # the resource's source position, a per-resource cost a bare ``pulumi.CustomResource(...)`` skips.
+        def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions) -> None:
+            super().__init__(FLOOR_TYPE, name, dict(props), opts)
+
     def program() -> Mapping[str, Any]:
         provider = pulumi.ProviderResource("bench", "bench", {})
         options = pulumi.ResourceOptions(provider=provider)
         for index in range(count - 1):
             name = f"dummy-{index:04d}"
-            pulumi.CustomResource(
-                FLOOR_TYPE,
+            Dummy(
                 name,
                 {
                     "name": name,
@@ -145,23 +154,24 @@ def floor_program(count: int) -> Callable[[], Mapping[str, Any]]:
 
 
 def measure_one(case: str, floor: int | None, preload: list[str]) -> dict[str, Any]:
-    """Child side: import, then time one plan (or one floor run of ``floor`` resources) in this process."""
+    """Child side: import, then time one plan (or one floor run of ``floor`` resources) in this process.
+
+    Plan and floor children import exactly the same modules, so both start from the same heap: the first
+    full garbage collection during a run scans everything imported, and that cost must not count as Keel's.
+    """
     spawned = int(os.environ.get(_SPAWN_ENV, "0")) or time.time_ns()
     import pulumi  # noqa: PLC0415, F401
     import pulumi_aws  # noqa: PLC0415, F401
 
     from keel.engine import run_program  # noqa: PLC0415
+    from keel.plan import plan_environment  # noqa: PLC0415
 
-    if floor is None:  # the floor needs only the engine: none of Keel's spec, program or components
-        importlib.import_module("keel.plan")
-        for module in preload:
-            _load_provider_module(module)
+    for module in preload:
+        _load_provider_module(module)
     import_s = (time.time_ns() - spawned) / 1e9
     import_mib = _peak_mib()
     with tempfile.TemporaryDirectory(prefix="keel-bench-") as directory:
         if floor is None:
-            from keel.plan import plan_environment  # noqa: PLC0415 (already imported above)
-
             path = case_path(case, Path(directory))
             start = time.perf_counter()
             plan = plan_environment(path)
@@ -288,8 +298,13 @@ def bench_case(case: str, repeat: int, env: dict[str, str]) -> CaseResult:
     floors: list[dict[str, Any]] = []
     for _ in range(repeat):  # interleaved, so drift on the machine hits both sides alike
         plans.append(run_child(case, env, preload=preload))
-        floors.append(run_child(case, env, floor=count))
+        floors.append(run_child(case, env, floor=count, preload=preload))
     return CaseResult(case=case, resources=count, plans=plans, floors=floors)
+
+
+def _load() -> list[float]:
+    """1-, 5- and 15-minute load averages: other work on the machine makes the figures noisy."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
 
 
 def machine(inherit_bytecode: bool, repeat: int) -> dict[str, Any]:
@@ -303,6 +318,7 @@ def machine(inherit_bytecode: bool, repeat: int) -> dict[str, Any]:
         "pulumi_aws": metadata.version("pulumi-aws"),
         "bytecode": "inherited from environment" if inherit_bytecode else "cached (private pycache prefix)",
         "repeat": repeat,
+        "load_before": _load(),
     }
 
 
@@ -365,6 +381,7 @@ def run_all(cases: list[str], repeat: int, inherit_bytecode: bool, as_json: bool
     for case in cases:
         print(f"plan_bench: {case} ...", file=sys.stderr, flush=True)
         results.append(bench_case(case, repeat, env))
+    info["load_after"] = _load()
     if as_json:
         print(json.dumps({"machine": info, "cases": [r.summary() for r in results]}, indent=2))
         return
@@ -373,27 +390,63 @@ def run_all(cases: list[str], repeat: int, inherit_bytecode: bool, as_json: bool
         f"pulumi {info['pulumi']}, pulumi-aws {info['pulumi_aws']}; bytecode {info['bytecode']}; "
         f"{repeat} fresh process(es) per figure"
     )
+    print(
+        f"load average (1/5/15 min): {info['load_before']} before, {info['load_after']} after "
+        "(a load near or above the CPU count means other work competed: trust the mins)"
+    )
     print()
     print(render_table(results))
     print()
     print(LEGEND)
 
 
-def profile(case: str, inherit_bytecode: bool, top: int = 25) -> None:
-    """cProfile one plan of ``case`` in this process, imports (including lazy SDK modules) done beforehand."""
+def profile(case: str, inherit_bytecode: bool, out: Path | None = None, top: int = 25) -> None:
+    """cProfile one plan of ``case`` in this process, imports (including lazy SDK modules) done beforehand.
+
+    Pulumi calls the resource monitor from executor threads, which a main-thread profiler does not see; each
+    ``RecordingMonitor.RegisterResource`` call is therefore profiled on its own and merged into the report.
+    """
     warm = run_child(case, child_env(inherit_bytecode))
     for module in warm["provider_modules"]:
         _load_provider_module(module)
+    from keel.engine import RecordingMonitor  # noqa: PLC0415
     from keel.plan import plan_environment  # noqa: PLC0415
+
+    monitor_profiles: list[cProfile.Profile] = []
+    monitor_seconds: list[float] = []
+    register = RecordingMonitor.RegisterResource
+
+    def profiled_register(self: RecordingMonitor, request: Any) -> Any:
+        call_profiler = cProfile.Profile()
+        start = time.perf_counter()
+        try:
+            return call_profiler.runcall(register, self, request)
+        finally:
+            monitor_seconds.append(time.perf_counter() - start)
+            monitor_profiles.append(call_profiler)
 
     with tempfile.TemporaryDirectory(prefix="keel-bench-") as directory:
         path = case_path(case, Path(directory))
         profiler = cProfile.Profile()
-        profiler.enable()
-        plan = plan_environment(path)
-        profiler.disable()
-    print(f"profile of one `{case}` plan ({len(plan.resources)} resources), imports excluded")
-    stats = pstats.Stats(profiler, stream=sys.stdout).sort_stats(pstats.SortKey.CUMULATIVE)
+        RecordingMonitor.RegisterResource = profiled_register  # this process only
+        try:
+            start = time.perf_counter()
+            profiler.enable()
+            plan = plan_environment(path)
+            profiler.disable()
+            wall = time.perf_counter() - start
+        finally:
+            RecordingMonitor.RegisterResource = register
+    print(
+        f"profile of one `{case}` plan: {len(plan.resources)} resources, {wall:.2f} s under the profiler "
+        f"(imports excluded); {len(monitor_seconds)} RegisterResource calls in executor threads took "
+        f"{sum(monitor_seconds):.2f} s in all (merged below)"
+    )
+    stats = pstats.Stats(profiler, *monitor_profiles, stream=sys.stdout)
+    if out is not None:
+        stats.dump_stats(out)
+        print(f"merged profile written to {out} (open with pstats or snakeviz)")
+    stats.sort_stats(pstats.SortKey.CUMULATIVE)
     print(f"\n=== top {top} by cumulative time ===")
     stats.print_stats(top)
     print(f"=== top {top} inside Keel (keel/, stacks/, components/) by cumulative time ===")
@@ -410,6 +463,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable results instead")
     parser.add_argument("--profile", metavar="CASE", choices=CASES, help="cProfile one plan of CASE")
+    parser.add_argument("--profile-out", type=Path, metavar="FILE", help="with --profile: save the stats")
     parser.add_argument(
         "--inherit-bytecode",
         action="store_true",
@@ -424,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         print(_RESULT_PREFIX + json.dumps(measure_one(args.one, args.floor, preload)))
         return
     if args.profile:
-        profile(args.profile, args.inherit_bytecode)
+        profile(args.profile, args.inherit_bytecode, args.profile_out)
         return
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(cases) - set(CASES))

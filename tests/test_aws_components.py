@@ -981,10 +981,15 @@ def test_backups_daily_and_weekly_rules_copied_to_the_second_region_vault() -> N
 def test_backups_copy_vault_and_its_key_live_in_the_second_region() -> None:
     graph = backups_graph(full=True)
     copy_vault = graph.one(T_VAULT, "bk-copy-vault")
-    copy_key = graph.one(T_KEY, "bk-copy-key")
+    copy_key = graph.one(T_KEY, "bk-copy-keys-backup")
     assert graph.by_urn(COPY_PROVIDER_URN).inputs["region"] == COPY_REGION
     in_copy_region = {r.name for r in graph if r.provider == COPY_PROVIDER_URN}
-    assert in_copy_region == {"bk-copy-key", "bk-copy-key-alias", "bk-copy-vault", "bk-copy-vault-lock"}
+    assert in_copy_region == {
+        "bk-copy-keys-backup",
+        "bk-copy-keys-backup-alias",
+        "bk-copy-vault",
+        "bk-copy-vault-lock",
+    }
     assert copy_vault.inputs["kmsKeyArn"] == copy_key.outputs["arn"]
     assert graph.one(T_VAULT, "bk-vault").provider == PROVIDER_URN
     assert copy_key.inputs["enableKeyRotation"] is True

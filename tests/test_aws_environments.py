@@ -99,7 +99,7 @@ EXPECTED_COUNTS: dict[str, tuple[int, int, int]] = {
     "keel:aws:Backups": (1, 1, 1),
     "keel:aws:Budget": (1, 1, 1),
     "keel:aws:Cluster": (1, 1, 1),
-    "keel:aws:EncryptionKeys": (1, 1, 1),
+    "keel:aws:EncryptionKeys": (1, 1, 2),  # prod: the backup copy region has its own key
     "keel:aws:GpuNodePool": (1, 2, 4),
     "keel:aws:Network": (1, 1, 1),
     "keel:aws:NodeGroup": (1, 1, 1),

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, model_validator
 
-from components.aws.keys import key_policy
+from components.aws.keys import EncryptionKeys, EncryptionKeysArgs
 from components.aws.policy_documents import (
     PolicyStatement,
     assume_role_policy,
@@ -373,31 +373,23 @@ class Backups(pulumi.ComponentResource):
     def _copy_vault(self, name: str, args: BackupsArgs) -> aws.backup.Vault | None:
         if args.copy_region is None or args.copy_region_provider is None:
             return None
-        copy_context = args.context.model_copy(update={"region": args.copy_region})
         in_copy_region = pulumi.ResourceOptions(provider=args.copy_region_provider)
-        copy_name = f"{args.name_prefix}-backup-{args.copy_region}"
-        key = aws.kms.Key(
-            f"{name}-copy-key",
-            description=f"{args.name_prefix}: AWS Backup copy vault in {args.copy_region}",
-            key_usage="ENCRYPT_DECRYPT",
-            customer_master_key_spec="SYMMETRIC_DEFAULT",
-            enable_key_rotation=True,
-            rotation_period_in_days=365,
-            deletion_window_in_days=30,
-            policy=key_policy(copy_context, "backup"),
-            tags=named_tags(args.tags, copy_name),
-            opts=pulumi.ResourceOptions.merge(child_options(self, stateful=args.stateful), in_copy_region),
-        )
-        aws.kms.Alias(
-            f"{name}-copy-key-alias",
-            name=f"alias/{copy_name}",
-            target_key_id=key.key_id,
+        # KMS keys are regional: the copy vault needs its own key, built like every other Keel key.
+        copy_keys = EncryptionKeys(
+            f"{name}-copy-keys",
+            EncryptionKeysArgs(
+                context=args.context.model_copy(update={"region": args.copy_region}),
+                name_prefix=f"{args.name_prefix}-{args.copy_region}",
+                purposes=("backup",),
+                tags=args.tags,
+                stateful=args.stateful,
+            ),
             opts=pulumi.ResourceOptions.merge(child_options(self), in_copy_region),
         )
         vault = aws.backup.Vault(
             f"{name}-copy-vault",
             name=f"{args.name_prefix}-vault-{args.copy_region}",
-            kms_key_arn=key.arn,
+            kms_key_arn=copy_keys.arn("backup"),
             force_destroy=args.force_destroy,
             tags=named_tags(args.tags, f"{args.name_prefix}-vault-{args.copy_region}"),
             opts=pulumi.ResourceOptions.merge(child_options(self, stateful=args.stateful), in_copy_region),

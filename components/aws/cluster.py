@@ -12,9 +12,9 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, field_validator, model_validator
 
-from components.aws.iam import aws_managed_policy_arn, service_trust_policy
 from components.aws.network import CLUSTER_NAME_PATTERN, RetentionDays
 from components.aws.node_group import NodeGroup, NodeGroupArgs
+from components.aws.policy_documents import assume_role_policy, aws_managed_policy_arn, document
 from components.base import AwsContext, ComponentArgs, Stateful, StrInput, child_options, named_tags
 
 #: Every control-plane log type EKS can ship to CloudWatch.
@@ -145,25 +145,22 @@ def irsa_trust_policy(
     ``oidc_issuer`` is the issuer without ``https://`` (``oidc.eks.<region>.amazonaws.com/id/<ID>``).
     """
     issuer = pulumi.Output.from_input(oidc_issuer)
-    return pulumi.Output.json_dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": oidc_provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": issuer.apply(
-                            lambda host: {
-                                f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                                f"{host}:aud": audience,
-                            }
-                        )
-                    },
-                }
-            ],
-        }
+    return document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": issuer.apply(
+                        lambda host: {
+                            f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                            f"{host}:aud": audience,
+                        }
+                    )
+                },
+            }
+        ]
     )
 
 
@@ -257,7 +254,7 @@ class Cluster(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-cluster",
             description=f"EKS control plane of {args.cluster_name}",
-            assume_role_policy=service_trust_policy("eks.amazonaws.com"),
+            assume_role_policy=assume_role_policy("eks.amazonaws.com"),
             tags=named_tags(args.tags, f"{args.cluster_name}-cluster"),
             opts=child_options(self),
         )
@@ -271,17 +268,14 @@ class Cluster(pulumi.ComponentResource):
         key_policy = aws.iam.RolePolicy(
             f"{name}-cluster-kms",
             role=role.id,
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
-                            "Resource": args.secrets_key_arn,
-                        }
-                    ],
-                }
+            policy=document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+                        "Resource": args.secrets_key_arn,
+                    }
+                ]
             ),
             opts=child_options(self),
         )

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from components.aws.iam import service_trust_policy
+from components.aws.policy_documents import assume_role_policy, document
 from components.base import AwsContext, ComponentArgs, Stateful, StrInput, child_options, named_tags
 
 #: The retention periods CloudWatch Logs accepts (``PutRetentionPolicy``); 0 (never expire) is not offered.
@@ -335,7 +335,7 @@ class Network(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-flow-logs",
             description=f"VPC flow logs of {name} delivering to their CloudWatch log group",
-            assume_role_policy=service_trust_policy(
+            assume_role_policy=assume_role_policy(
                 "vpc-flow-logs.amazonaws.com",
                 conditions={
                     "StringEquals": {"aws:SourceAccount": ctx.account_id},
@@ -348,29 +348,26 @@ class Network(pulumi.ComponentResource):
         policy = aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "WriteThisLogGroup",
-                            "Effect": "Allow",
-                            "Action": [
-                                "logs:CreateLogStream",
-                                "logs:PutLogEvents",
-                                "logs:DescribeLogStreams",
-                            ],
-                            "Resource": [log_group.arn, pulumi.Output.concat(log_group.arn, ":*")],
-                        },
-                        {
-                            # DescribeLogGroups is a list call: it cannot be scoped to one group.
-                            "Sid": "FindLogGroups",
-                            "Effect": "Allow",
-                            "Action": "logs:DescribeLogGroups",
-                            "Resource": ctx.arn("logs", "log-group:*"),
-                        },
-                    ],
-                }
+            policy=document(
+                [
+                    {
+                        "Sid": "WriteThisLogGroup",
+                        "Effect": "Allow",
+                        "Action": [
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogStreams",
+                        ],
+                        "Resource": [log_group.arn, pulumi.Output.concat(log_group.arn, ":*")],
+                    },
+                    {
+                        # DescribeLogGroups is a list call: it cannot be scoped to one group.
+                        "Sid": "FindLogGroups",
+                        "Effect": "Allow",
+                        "Action": "logs:DescribeLogGroups",
+                        "Resource": ctx.arn("logs", "log-group:*"),
+                    },
+                ]
             ),
             opts=child_options(self),
         )

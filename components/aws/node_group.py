@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, model_validator
 
-from components.aws.iam import aws_managed_policy_arn, service_trust_policy
+from components.aws.policy_documents import assume_role_policy, aws_managed_policy_arn
 from components.base import AwsContext, ComponentArgs, StrInput, child_options, named_tags
 
 TaintEffect = Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"]
@@ -201,7 +201,7 @@ class _ManagedNodeGroup(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-node",
             description=f"EKS nodes of node group {name}",
-            assume_role_policy=service_trust_policy(f"ec2.{ctx.dns_suffix}"),
+            assume_role_policy=assume_role_policy(f"ec2.{ctx.dns_suffix}"),
             tags=named_tags(args.tags, f"{name}-node"),
             opts=child_options(self),
         )

@@ -7,7 +7,7 @@ in them), never ``aws.iam.get_policy_document``: that is an invoke, a provider r
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -35,18 +35,30 @@ def service_endpoint(context: AwsContext, service: str) -> str:
     return f"{service}.{context.region}.{context.dns_suffix}"
 
 
-def assume_role_policy(service_principal: str) -> str:
-    """A trust policy letting one AWS service principal (e.g. ``backup.amazonaws.com``) assume the role."""
-    return static_document(
-        [
-            {
-                "Sid": "AllowServiceAssumeRole",
-                "Effect": "Allow",
-                "Principal": {"Service": service_principal},
-                "Action": "sts:AssumeRole",
-            }
-        ]
-    )
+def assume_role_policy(
+    service_principal: str, *, conditions: Mapping[str, Mapping[str, str | list[str]]] | None = None
+) -> str:
+    """A trust policy letting one AWS service principal (e.g. ``backup.amazonaws.com``) assume the role.
+
+    ``conditions`` is an IAM condition block, e.g. ``{"StringEquals": {"aws:SourceAccount": "123..."}}``.
+    """
+    statement: PolicyStatement = {
+        "Sid": "AllowServiceAssumeRole",
+        "Effect": "Allow",
+        "Principal": {"Service": service_principal},
+        "Action": "sts:AssumeRole",
+    }
+    if conditions:
+        statement["Condition"] = {test: dict(values) for test, values in conditions.items()}
+    return static_document([statement])
+
+
+def aws_managed_policy_arn(context: AwsContext, name: str) -> str:
+    """The ARN of an AWS-managed IAM policy in the context's partition, e.g. ``AmazonEKSClusterPolicy``.
+
+    ``name`` includes any path, e.g. ``service-role/AmazonEBSCSIDriverPolicy``.
+    """
+    return f"arn:{context.partition}:iam::aws:policy/{name}"
 
 
 def kms_decrypt_via_service(
