@@ -38,6 +38,24 @@ def stateful_policy(spec: EnvironmentSpec) -> Stateful:
     return Stateful(protect=spec.defaults.protect_stateful, retain_on_delete=spec.defaults.retain_stateful)
 
 
+#: Days a compliance-mode lock can still be removed after it is applied (AWS minimum: 3).
+VAULT_LOCK_GRACE_DAYS = 3
+
+
+def vault_lock(spec: EnvironmentSpec) -> VaultLock:
+    """The tier's vault lock: recovery points kept at least a week (or the daily retention, if shorter).
+
+    No maximum retention: a compliance-mode maximum can never be raised again, which would freeze the
+    retention policy forever.
+    """
+    daily = spec.backups.daily_retention_days or spec.defaults.daily_backup_retention_days
+    compliance = spec.backups.vault_lock_mode == "compliance"
+    return VaultLock(
+        min_retention_days=min(daily, 7),
+        changeable_for_days=VAULT_LOCK_GRACE_DAYS if compliance else None,
+    )
+
+
 def _gpu_pools(
     *,
     spec: EnvironmentSpec,
@@ -182,7 +200,7 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
             weekly_retention_days=backups_spec.weekly_retention_days,
             copy_region=backups_spec.copy_region,
             copy_region_provider=copy_provider,
-            vault_lock=VaultLock(min_retention_days=min(daily_days, 7)) if backups_spec.vault_lock else None,
+            vault_lock=vault_lock(spec) if backups_spec.vault_lock else None,
             force_destroy=spec.tier == "dev",
             tags=tags,
             stateful=stateful,

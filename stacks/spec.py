@@ -297,6 +297,10 @@ class BackupSpec(SpecModel):
     """A second region that receives a copy of every recovery point. Required in prod."""
     vault_lock: bool | None = None
     """Lock the vaults so recovery points cannot be deleted early. Default: on in prod only."""
+    vault_lock_mode: Literal["governance", "compliance"] | None = None
+    """``compliance``: after a 3-day grace period nobody (not even the account root) can delete recovery points
+    early or remove the lock; ``governance``: privileged principals can. Default: compliance in prod,
+    governance elsewhere."""
     noncurrent_version_days: int = Field(default=30, ge=1)
     """Old object versions in the artifact bucket expire after this many days. Default: 30."""
 
@@ -408,6 +412,7 @@ class EnvironmentSpec(SpecModel):
                 "dailyRetentionDays": tier.daily_backup_retention_days,
                 "weeklyRetentionDays": tier.weekly_backup_retention_days,
                 "vaultLock": tier.vault_lock,
+            "vaultLockMode": "compliance" if data.get("tier") == "prod" else "governance",
             },
         )
         fill("budget", {"anomalyDetection": tier.anomaly_detection})

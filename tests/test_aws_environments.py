@@ -342,3 +342,12 @@ def test_resource_counts_by_type(plans: dict[str, Plan], env: str) -> None:
 def test_planning_is_deterministic(plans: dict[str, Plan]) -> None:
     again = plan_environment(environment_file("prod"))
     assert json.dumps(again.to_json(), sort_keys=True) == json.dumps(plans["prod"].to_json(), sort_keys=True)
+
+
+def test_prod_vaults_locked_in_compliance_mode_with_grace_period(plans: dict[str, Plan]) -> None:
+    locks = plans["prod"].graph.of_type("aws:backup/vaultLockConfiguration:VaultLockConfiguration")
+    assert len(locks) == 2
+    for lock in locks:
+        assert lock.inputs["changeableForDays"] == 3  # compliance mode, undoable for three days
+        assert lock.inputs["minRetentionDays"] == 7
+        assert "maxRetentionDays" not in lock.inputs  # a compliance maximum could never be raised again
