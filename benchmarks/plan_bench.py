@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import importlib
 import json
 import os
@@ -68,6 +69,7 @@ TARGET_SECONDS = 5.0
 FLOOR_TYPE = "bench:index:Dummy"
 KEEL_CODE = r"/(keel|stacks|components)/"
 _SPAWN_ENV = "KEEL_BENCH_SPAWN_NS"
+_GC_FREEZE_ENV = "KEEL_BENCH_GC_FREEZE"
 _RESULT_PREFIX = "KEEL_BENCH_RESULT "
 
 
@@ -168,6 +170,8 @@ def measure_one(case: str, floor: int | None, preload: list[str]) -> dict[str, A
 
     for module in preload:
         _load_provider_module(module)
+    if os.environ.get(_GC_FREEZE_ENV):
+        gc.freeze()  # what-if: the import-time heap is never rescanned by the collector
     import_s = (time.time_ns() - spawned) / 1e9
     import_mib = _peak_mib()
     with tempfile.TemporaryDirectory(prefix="keel-bench-") as directory:
@@ -198,8 +202,11 @@ def measure_one(case: str, floor: int | None, preload: list[str]) -> dict[str, A
 # ------------------------------------------------------------------------------------- the driver
 
 
-def child_env(inherit_bytecode: bool) -> dict[str, str]:
+def child_env(inherit_bytecode: bool, gc_freeze: bool = False) -> dict[str, str]:
     env = dict(os.environ)
+    env.pop(_GC_FREEZE_ENV, None)
+    if gc_freeze:
+        env[_GC_FREEZE_ENV] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     if not inherit_bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -307,7 +314,7 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
 
 
-def machine(inherit_bytecode: bool, repeat: int) -> dict[str, Any]:
+def machine(inherit_bytecode: bool, gc_freeze: bool, repeat: int) -> dict[str, Any]:
     affinity = getattr(os, "sched_getaffinity", None)
     return {
         "nproc": len(affinity(0)) if affinity else os.cpu_count(),
@@ -317,6 +324,7 @@ def machine(inherit_bytecode: bool, repeat: int) -> dict[str, Any]:
         "pulumi": metadata.version("pulumi"),
         "pulumi_aws": metadata.version("pulumi-aws"),
         "bytecode": "inherited from environment" if inherit_bytecode else "cached (private pycache prefix)",
+        "gc_freeze": gc_freeze,
         "repeat": repeat,
         "load_before": _load(),
     }
@@ -374,9 +382,9 @@ floor s    the same number of plain CustomResources under the same run_program e
 ratio      plan s med / floor s;  MiB = peak RSS of the child process (ru_maxrss), imports included"""
 
 
-def run_all(cases: list[str], repeat: int, inherit_bytecode: bool, as_json: bool) -> None:
-    env = child_env(inherit_bytecode)
-    info = machine(inherit_bytecode, repeat)
+def run_all(cases: list[str], repeat: int, inherit_bytecode: bool, gc_freeze: bool, as_json: bool) -> None:
+    env = child_env(inherit_bytecode, gc_freeze)
+    info = machine(inherit_bytecode, gc_freeze, repeat)
     results = []
     for case in cases:
         print(f"plan_bench: {case} ...", file=sys.stderr, flush=True)
@@ -388,7 +396,7 @@ def run_all(cases: list[str], repeat: int, inherit_bytecode: bool, as_json: bool
     print(
         f"machine: {info['nproc']} CPUs, {info['implementation']} {info['python']}, {info['platform']}; "
         f"pulumi {info['pulumi']}, pulumi-aws {info['pulumi_aws']}; bytecode {info['bytecode']}; "
-        f"{repeat} fresh process(es) per figure"
+        f"{'gc.freeze() after imports (what-if); ' if gc_freeze else ''}{repeat} fresh process(es) per figure"
     )
     print(
         f"load average (1/5/15 min): {info['load_before']} before, {info['load_after']} after "
@@ -400,7 +408,9 @@ def run_all(cases: list[str], repeat: int, inherit_bytecode: bool, as_json: bool
     print(LEGEND)
 
 
-def profile(case: str, inherit_bytecode: bool, out: Path | None = None, top: int = 25) -> None:
+def profile(
+    case: str, inherit_bytecode: bool, gc_freeze: bool = False, out: Path | None = None, top: int = 25
+) -> None:
     """cProfile one plan of ``case`` in this process, imports (including lazy SDK modules) done beforehand.
 
     Pulumi calls the resource monitor from executor threads, which a main-thread profiler does not see; each
@@ -412,6 +422,8 @@ def profile(case: str, inherit_bytecode: bool, out: Path | None = None, top: int
     from keel.engine import RecordingMonitor  # noqa: PLC0415
     from keel.plan import plan_environment  # noqa: PLC0415
 
+    if gc_freeze:
+        gc.freeze()
     monitor_profiles: list[cProfile.Profile] = []
     monitor_seconds: list[float] = []
     register = RecordingMonitor.RegisterResource
@@ -469,6 +481,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="do not give children a private bytecode cache (measure the environment as it is)",
     )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="what-if: call gc.freeze() after imports in plan and floor children (Keel does not, yet)",
+    )
     parser.add_argument("--one", metavar="CASE", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--floor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--preload", default="", help=argparse.SUPPRESS)
@@ -478,13 +495,13 @@ def main(argv: list[str] | None = None) -> None:
         print(_RESULT_PREFIX + json.dumps(measure_one(args.one, args.floor, preload)))
         return
     if args.profile:
-        profile(args.profile, args.inherit_bytecode, args.profile_out)
+        profile(args.profile, args.inherit_bytecode, args.gc_freeze, args.profile_out)
         return
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(cases) - set(CASES))
     if unknown or args.repeat < 1:
         parser.error(f"unknown case {', '.join(unknown)}" if unknown else "--repeat must be at least 1")
-    run_all(cases, args.repeat, args.inherit_bytecode, args.json)
+    run_all(cases, args.repeat, args.inherit_bytecode, args.gc_freeze, args.json)
 
 
 if __name__ == "__main__":
