@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from keel.config import environment_name
 from keel.engine import PlanError
@@ -43,7 +44,9 @@ class OutputFormat(StrEnum):
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[red]keel:[/red] {message}", markup=True, soft_wrap=True)
+    Console(stderr=True, highlight=False).print(
+        f"[red]keel:[/red] {escape(message)}", markup=True, soft_wrap=True
+    )
     return typer.Exit(code)
 
 

@@ -63,6 +63,10 @@ LOG_RETENTION_DAYS = (
 #: EKS Kubernetes versions Keel is tested against (standard or extended support in November 2026).
 SUPPORTED_KUBERNETES_VERSIONS = ("1.32", "1.33", "1.34", "1.35")
 
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 Kebab = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", max_length=32)]
 AwsRegion = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")]
 AccountId = Annotated[str, Field(pattern=r"^\d{12}$")]
@@ -79,7 +83,7 @@ class SpecModel(BaseModel):
 
 @dataclass(frozen=True)
 class TierDefaults:
-    """What each tier gets when its config is silent (DESIGN.md, "Environment tiers")."""
+    """What each tier gets when its config is silent (README, "Environments and tiers")."""
 
     zone_count: int
     nat: NatMode
@@ -208,7 +212,9 @@ class GpuPoolSpec(SpecModel):
     min_size: int = Field(default=0, ge=0)
     """Nodes always running. Default: 0; prod requires at least 1 (an on-demand floor)."""
     max_size: int = Field(ge=1)
-    """Most nodes at peak. Required."""
+    """Most nodes per node group of the pool. With ``spot-with-fallback`` the spot and the on-demand fallback
+    group may each reach it, so the hard ceiling (``max_gpus``, what budgets and GPU caps count) is twice that;
+    with ``on-demand-floor`` it bounds the pool's total. Required."""
     capacity: Capacity | None = None
     """How nodes are bought: ``spot``, ``on-demand``, ``spot-with-fallback`` (spot first, on-demand when spot is
     short) or ``on-demand-floor`` (``minSize`` on-demand nodes, bursting on spot). Default: spot (dev),
@@ -216,7 +222,26 @@ class GpuPoolSpec(SpecModel):
     root_volume_gib: int = Field(default=200, ge=50, le=16384)
     """Encrypted gp3 root volume per node, sized for model weights and images. Default: 200."""
     labels: dict[str, str] = Field(default_factory=dict)
-    """Extra node labels for workload placement. Default: none."""
+    """Extra node labels for workload placement (``keel.dev/gpu-pool`` and ``nvidia.com/gpu.present`` are set
+    by Keel). Default: none."""
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(set(value) & {"keel.dev/gpu-pool", "nvidia.com/gpu.present"})
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} is set by Keel; choose another label key")
+        bad = [
+            f"{k}={v}"
+            for k, v in value.items()
+            if not _LABEL_KEY.fullmatch(k) or not _LABEL_VALUE.fullmatch(v)
+        ]
+        if bad:
+            raise ValueError(
+                f"invalid Kubernetes label {', '.join(bad)}: keys [prefix/]name, values up to 63 "
+                "alphanumerics, '-', '_' or '.'"
+            )
+        return value
 
     @field_validator("instance_types")
     @classmethod
@@ -305,6 +330,9 @@ class BackupSpec(SpecModel):
     """Old object versions in the artifact bucket expire after this many days. Default: 30."""
 
 
+MAX_BUDGET_NOTIFICATIONS = 10
+
+
 class BudgetSpec(SpecModel):
     """The environment's monthly cost budget and alerts."""
 
@@ -314,12 +342,23 @@ class BudgetSpec(SpecModel):
     """Alert when actual spend passes these percentages. Default: [80, 100]."""
     forecast_thresholds_pct: list[Percent] = Field(default_factory=lambda: [100.0], min_length=1)
     """Alert when forecast spend passes these percentages. Default: [100]."""
-    emails: list[Email] = Field(min_length=1)
-    """Who is alerted. Required."""
+    emails: list[Email] = Field(min_length=1, max_length=10)
+    """Who is alerted (AWS Budgets allows 10 e-mail subscribers per notification). Required."""
     anomaly_detection: bool | None = None
     """Cost Anomaly Detection monitor and alerts. Default: on in prod only."""
     anomaly_threshold_usd: float = Field(default=100.0, gt=0)
     """Alert on anomalies whose total impact reaches this many USD. Default: 100."""
+
+    @field_validator("forecast_thresholds_pct")
+    @classmethod
+    def _notification_limit(cls, value: list[float], info: ValidationInfo) -> list[float]:
+        actual = info.data.get("actual_thresholds_pct") or []
+        if len(actual) + len(value) > MAX_BUDGET_NOTIFICATIONS:
+            raise ValueError(
+                f"{len(actual)} actual + {len(value)} forecast thresholds exceed the {MAX_BUDGET_NOTIFICATIONS} "
+                "notifications AWS Budgets allows per budget"
+            )
+        return value
 
 
 class TagsSpec(SpecModel):
@@ -412,7 +451,7 @@ class EnvironmentSpec(SpecModel):
                 "dailyRetentionDays": tier.daily_backup_retention_days,
                 "weeklyRetentionDays": tier.weekly_backup_retention_days,
                 "vaultLock": tier.vault_lock,
-            "vaultLockMode": "compliance" if data.get("tier") == "prod" else "governance",
+                "vaultLockMode": "compliance" if data.get("tier") == "prod" else "governance",
             },
         )
         fill("budget", {"anomalyDetection": tier.anomaly_detection})

@@ -1,7 +1,7 @@
 """The shipped environments (dev, staging, prod) planned whole: tier differences, guards, tags, stability.
 
 The ``plans`` fixture (``conftest.py``) plans each environment once per session with the engine behind
-``keel plan``. Expectations here are the tier table of DESIGN.md ("Environment tiers") read off the graph.
+``keel plan``. Expectations here are the tier table of the README ("Environments and tiers") read off the graph.
 """
 
 from __future__ import annotations

@@ -235,6 +235,25 @@ BAD_INPUTS = [
         _set("keel:secrets.0.configKey", "budget"),
         ["keel:secrets[0].configKey", "clashes with a Keel config key"],
     ),
+    (
+        "too many budget notifications",
+        "dev",
+        _set("keel:budget.forecastThresholdsPct", [10, 20, 30, 40, 50, 60, 70, 80, 90]),
+        ["keel:budget.forecastThresholdsPct", "exceed the 10 notifications"],
+    ),
+    (
+        "reserved pool label",
+        "dev",
+        _set("keel:gpuPools.0.labels", {"keel.dev/gpu-pool": "x"}),
+        ["keel:gpuPools[0].labels", "keel.dev/gpu-pool is set by Keel"],
+    ),
+    (
+        "invalid pool label",
+        "dev",
+        _set("keel:gpuPools.0.labels", {"team": "a b"}),
+        ["keel:gpuPools[0].labels", "invalid Kubernetes label team=a b"],
+    ),
+    ("stack name markup survives", "dev", _set("keel:tier", "[bold]x"), ["keel:tier", "'[bold]x'"]),
     # Unsafe overrides for the tier.
     (
         "public endpoint in prod",
