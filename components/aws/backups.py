@@ -13,6 +13,7 @@ from components.aws.keys import EncryptionKeys, EncryptionKeysArgs
 from components.aws.policy_documents import (
     PolicyStatement,
     assume_role_policy,
+    aws_managed_policy_arn,
     document,
     kms_decrypt_via_service,
 )
@@ -223,7 +224,7 @@ class Backups(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(
                 f"{name}-role-{role_suffix}",
                 role=role.name,
-                policy_arn=f"arn:{args.context.partition}:iam::aws:policy/{policy}",
+                policy_arn=aws_managed_policy_arn(args.context, policy),
                 opts=child_options(self),
             )
             for role_suffix, policy in BACKUP_MANAGED_POLICIES.items()
