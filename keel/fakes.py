@@ -116,22 +116,18 @@ def _eks_node_group(ctx: FakeContext) -> dict[str, Any]:
     }
 
 
-def _iam_role(ctx: FakeContext) -> dict[str, Any]:
-    name = ctx.physical_name()
-    return {
-        "name": name,
-        "arn": ctx.arn("iam", f"role/{name}", region=False),
-        "uniqueId": "AROA" + ctx.digest(17).upper(),
-    }
+def _iam_entity(kind: str, id_key: str, id_prefix: str) -> Callable[[FakeContext], dict[str, Any]]:
+    """IAM roles and policies: global ARNs (no region) and ids with IAM's type prefix (AROA, ANPA)."""
 
+    def fake(ctx: FakeContext) -> dict[str, Any]:
+        name = ctx.physical_name()
+        return {
+            "name": name,
+            "arn": ctx.arn("iam", f"{kind}/{name}", region=False),
+            id_key: id_prefix + ctx.digest(17).upper(),
+        }
 
-def _iam_policy(ctx: FakeContext) -> dict[str, Any]:
-    name = ctx.physical_name()
-    return {
-        "name": name,
-        "arn": ctx.arn("iam", f"policy/{name}", region=False),
-        "policyId": "ANPA" + ctx.digest(17).upper(),
-    }
+    return fake
 
 
 def _oidc_provider(ctx: FakeContext) -> dict[str, Any]:
@@ -202,8 +198,8 @@ def _backup_plan(ctx: FakeContext) -> dict[str, Any]:
 _SPECIFIC: dict[str, Callable[[FakeContext], dict[str, Any]]] = {
     "aws:eks/cluster:Cluster": _eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
-    "aws:iam/role:Role": _iam_role,
-    "aws:iam/policy:Policy": _iam_policy,
+    "aws:iam/role:Role": _iam_entity("role", "uniqueId", "AROA"),
+    "aws:iam/policy:Policy": _iam_entity("policy", "policyId", "ANPA"),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": _oidc_provider,
     "aws:kms/key:Key": _kms_key,
     "aws:kms/alias:Alias": _kms_alias,
