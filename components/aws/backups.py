@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, model_validator
 
+from components.aws.iam import role_with_policies
 from components.aws.keys import EncryptionKeys, EncryptionKeysArgs
 from components.aws.policy_documents import (
     PolicyStatement,
@@ -213,22 +214,17 @@ class Backups(pulumi.ComponentResource):
         )
         self.plan_id = plan.id
 
-        role = aws.iam.Role(
+        role, attachments = role_with_policies(
+            self,
             f"{name}-role",
             description=f"{args.name_prefix}: AWS Backup service role for the artifact bucket and volumes",
-            assume_role_policy=assume_role_policy("backup.amazonaws.com"),
+            trust_policy=assume_role_policy("backup.amazonaws.com"),
             tags=named_tags(args.tags, f"{args.name_prefix}-backup"),
-            opts=child_options(self),
+            policies={
+                f"{name}-role-{suffix}": aws_managed_policy_arn(args.context, policy)
+                for suffix, policy in BACKUP_MANAGED_POLICIES.items()
+            },
         )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-role-{role_suffix}",
-                role=role.name,
-                policy_arn=aws_managed_policy_arn(args.context, policy),
-                opts=child_options(self),
-            )
-            for role_suffix, policy in BACKUP_MANAGED_POLICIES.items()
-        ]
         aws.backup.Selection(
             f"{name}-selection",
             name=f"{args.name_prefix}-selection",

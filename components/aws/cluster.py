@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, field_validator, model_validator
 
+from components.aws.iam import role_with_policies
 from components.aws.network import CLUSTER_NAME_PATTERN, RetentionDays
 from components.aws.node_group import NodeGroup, NodeGroupArgs
 from components.aws.policy_documents import assume_role_policy, aws_managed_policy_arn, document
@@ -251,18 +252,13 @@ class Cluster(pulumi.ComponentResource):
         self._name = name
         self._tags = args.tags
 
-        role = aws.iam.Role(
+        role, (role_policy,) = role_with_policies(
+            self,
             f"{name}-cluster",
             description=f"EKS control plane of {args.cluster_name}",
-            assume_role_policy=assume_role_policy("eks.amazonaws.com"),
+            trust_policy=assume_role_policy("eks.amazonaws.com"),
             tags=named_tags(args.tags, f"{args.cluster_name}-cluster"),
-            opts=child_options(self),
-        )
-        role_policy = aws.iam.RolePolicyAttachment(
-            f"{name}-cluster-policy",
-            role=role.name,
-            policy_arn=aws_managed_policy_arn(ctx, "AmazonEKSClusterPolicy"),
-            opts=child_options(self),
+            policies={f"{name}-cluster-policy": aws_managed_policy_arn(ctx, "AmazonEKSClusterPolicy")},
         )
         # EKS encrypts secrets as the cluster role, which the managed policy gives no KMS rights.
         key_policy = aws.iam.RolePolicy(
@@ -448,11 +444,11 @@ class Cluster(pulumi.ComponentResource):
         secrets, model servers) get roles with the same trust policy. Annotate the service account with
         ``eks.amazonaws.com/role-arn: <role.arn>``.
         """
-        owner = parent or self
-        role = aws.iam.Role(
+        role, _ = role_with_policies(
+            parent or self,
             name,
             description=f"IRSA role of service account {namespace}/{service_account}",
-            assume_role_policy=irsa_trust_policy(
+            trust_policy=irsa_trust_policy(
                 self.oidc_provider_arn,
                 self.oidc_issuer,
                 namespace=namespace,
@@ -460,13 +456,6 @@ class Cluster(pulumi.ComponentResource):
                 audience=self._audience,
             ),
             tags=named_tags(self._tags, name),
-            opts=child_options(owner),
+            policies={f"{name}-policy-{index}": arn for index, arn in enumerate(policy_arns)},
         )
-        for index, policy_arn in enumerate(policy_arns):
-            aws.iam.RolePolicyAttachment(
-                f"{name}-policy-{index}",
-                role=role.name,
-                policy_arn=policy_arn,
-                opts=child_options(owner),
-            )
         return role

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, model_validator
 
+from components.aws.iam import role_with_policies
 from components.aws.policy_documents import assume_role_policy, aws_managed_policy_arn
 from components.base import AwsContext, ComponentArgs, StrInput, child_options, named_tags
 
@@ -198,22 +199,14 @@ class _ManagedNodeGroup(pulumi.ComponentResource):
         super().__init__(type_token, name, None, opts)
         ctx = args.context
 
-        role = aws.iam.Role(
+        role, attachments = role_with_policies(
+            self,
             f"{name}-node",
             description=f"EKS nodes of node group {name}",
-            assume_role_policy=assume_role_policy(f"ec2.{ctx.dns_suffix}"),
+            trust_policy=assume_role_policy(f"ec2.{ctx.dns_suffix}"),
             tags=named_tags(args.tags, f"{name}-node"),
-            opts=child_options(self),
+            policies={f"{name}-node-{_slug(p)}": aws_managed_policy_arn(ctx, p) for p in NODE_ROLE_POLICIES},
         )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{_slug(policy)}",
-                role=role.name,
-                policy_arn=aws_managed_policy_arn(ctx, policy),
-                opts=child_options(self),
-            )
-            for policy in NODE_ROLE_POLICIES
-        ]
 
         instance_tags = named_tags(args.tags, name)
         template = aws.ec2.LaunchTemplate(
