@@ -5,7 +5,7 @@ This is the only place that turns spec fields into component Args; components ne
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_aws as aws
@@ -19,6 +19,8 @@ from components.aws.node_group import GpuNodePool, GpuNodePoolArgs
 from components.aws.secrets import Secrets, SecretsArgs, SecretSpec
 from components.base import AwsContext, Stateful
 from stacks.spec import EnvironmentSpec, GpuPoolSpec
+
+T = TypeVar("T")
 
 
 def aws_provider(spec: EnvironmentSpec, name: str = "aws", region: str | None = None) -> aws.Provider:
@@ -42,16 +44,22 @@ def stateful_policy(spec: EnvironmentSpec) -> Stateful:
 VAULT_LOCK_GRACE_DAYS = 3
 
 
-def vault_lock(spec: EnvironmentSpec) -> VaultLock:
+def resolved(value: T | None, key: str) -> T:
+    """A setting the spec fills from tier defaults; ``None`` here would be a bug in ``stacks/spec.py``."""
+    if value is None:
+        raise AssertionError(f"keel:{key} was not resolved from the tier defaults")
+    return value
+
+
+def vault_lock(spec: EnvironmentSpec, daily_retention_days: int) -> VaultLock:
     """The tier's vault lock: recovery points kept at least a week (or the daily retention, if shorter).
 
     No maximum retention: a compliance-mode maximum can never be raised again, which would freeze the
     retention policy forever.
     """
-    daily = spec.backups.daily_retention_days or spec.defaults.daily_backup_retention_days
     compliance = spec.backups.vault_lock_mode == "compliance"
     return VaultLock(
-        min_retention_days=min(daily, 7),
+        min_retention_days=min(daily_retention_days, 7),
         changeable_for_days=VAULT_LOCK_GRACE_DAYS if compliance else None,
     )
 
@@ -115,10 +123,12 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
         NetworkArgs(
             context=context,
             cidr=str(spec.network.cidr),
-            availability_zones=list(spec.network.availability_zones or []),
-            nat=spec.network.nat or spec.defaults.nat,
+            availability_zones=list(resolved(spec.network.availability_zones, "network.availabilityZones")),
+            nat=resolved(spec.network.nat, "network.nat"),
             cluster_name=spec.cluster_name,
-            flow_log_retention_days=spec.network.flow_log_retention_days or spec.defaults.log_retention_days,
+            flow_log_retention_days=resolved(
+                spec.network.flow_log_retention_days, "network.flowLogRetentionDays"
+            ),
             log_key_arn=keys.arn("logs"),
             tags=tags,
             stateful=stateful,
@@ -136,7 +146,7 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
             public_access_cidrs=[str(c) for c in spec.cluster.public_access_cidrs],
             secrets_key_arn=keys.arn("cluster"),
             log_key_arn=keys.arn("logs"),
-            log_retention_days=spec.cluster.log_retention_days or spec.defaults.log_retention_days,
+            log_retention_days=resolved(spec.cluster.log_retention_days, "cluster.logRetentionDays"),
             admin_role_arns=list(spec.cluster.admin_role_arns),
             system_nodes=SystemNodes(
                 instance_types=list(system.instance_types),
@@ -187,7 +197,7 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
     copy_provider = (
         aws_provider(spec, "aws-backup-copy", backups_spec.copy_region) if backups_spec.copy_region else None
     )
-    daily_days = backups_spec.daily_retention_days or spec.defaults.daily_backup_retention_days
+    daily_days = resolved(backups_spec.daily_retention_days, "backups.dailyRetentionDays")
     backups = Backups(
         "backups",
         BackupsArgs(
@@ -200,7 +210,7 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
             weekly_retention_days=backups_spec.weekly_retention_days,
             copy_region=backups_spec.copy_region,
             copy_region_provider=copy_provider,
-            vault_lock=vault_lock(spec) if backups_spec.vault_lock else None,
+            vault_lock=vault_lock(spec, daily_days) if backups_spec.vault_lock else None,
             force_destroy=spec.tier == "dev",
             tags=tags,
             stateful=stateful,
