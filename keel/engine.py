@@ -10,6 +10,8 @@ replaced by ``SECRET_MASK`` before anything is stored, so no output format can p
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import re
 from collections import Counter
@@ -264,6 +266,26 @@ async def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return resolved
 
 
+def _drop_orphaned_copies(error: BaseException) -> None:
+    """After a failed run, futures of resources that depended on the failed one hold the same exception.
+
+    asyncio would print each of them as "Future exception was never retrieved" when it collects them; the
+    caller already gets the error, so collect them now with a handler that drops only those copies.
+    """
+    loop = _ensure_event_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("exception") is not error:
+            (previous or asyncio.BaseEventLoop.default_exception_handler)(loop, context)  # type: ignore[arg-type]
+
+    loop.set_exception_handler(handler)
+    try:
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+
+
 def run_program(
     program: Callable[[], Mapping[str, Any] | None],
     *,
@@ -295,6 +317,10 @@ def run_program(
 
         return pulumi.Output.from_input(resolve())  # type: ignore[arg-type]
 
-    _run()
+    try:
+        _run()
+    except Exception as error:
+        _drop_orphaned_copies(error)
+        raise
     # Registration order depends on task scheduling; URN order is stable, which keeps plans diffable.
     return Graph(resources=tuple(sorted(monitor.recorded, key=lambda r: r.urn)), outputs=captured)
