@@ -73,6 +73,8 @@ class PlannedResource:
     ignore_changes: tuple[str, ...]
     depends_on: tuple[str, ...]
     outputs: Mapping[str, Any] = field(repr=False, compare=False)
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    """For each input property, the URNs of the resources its value came from."""
 
     @property
     def tags(self) -> Mapping[str, str]:
@@ -228,6 +230,11 @@ class RecordingMonitor(mocks.MockMonitor):
                 ignore_changes=tuple(request.ignoreChanges),
                 depends_on=tuple(request.dependencies),
                 outputs=_mask_secrets(state)[0],
+                property_dependencies={
+                    key: tuple(deps.urns)
+                    for key, deps in sorted(request.propertyDependencies.items())
+                    if deps.urns
+                },
             )
         )
         obj = _sync_await(rpc.serialize_properties(state, {}))

@@ -1,0 +1,265 @@
+"""How a Keel rule is written, and how it becomes a CrossGuard policy.
+
+A rule is a plain function over the engine's own argument objects, registered with ``@resource_rule`` or
+``@stack_rule``. Rules never import Keel's stacks or components: they see resource types and properties only,
+exactly as ``pulumi preview`` passes them (camelCase keys, numbers as floats). The same rule objects run
+inside the real engine (``policies/__main__.py``) and offline inside ``keel plan`` (``keel/policy.py``).
+
+Every rule's settings gain an ``exemptions`` list: ``{"resource": <URN or logical name>, "reason": <why>}``.
+A rule skips an exempted resource only with a written reason; offline reports list every exemption used.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+Domain = Literal["network", "cluster", "compute", "data", "secrets", "cost", "kubernetes", "tagging"]
+Category = Literal["security", "cost", "availability"]
+SeverityName = Literal["low", "medium", "high", "critical"]
+
+#: The settings every rule accepts, whatever its own.
+EXEMPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "default": [],
+    "description": "Resources this rule skips, each with the reason (reviewed like code).",
+    "items": {
+        "type": "object",
+        "properties": {
+            "resource": {"type": "string", "minLength": 1},
+            "reason": {"type": "string", "minLength": 10},
+        },
+        "required": ["resource", "reason"],
+        "additionalProperties": False,
+    },
+}
+
+
+class Resource(Protocol):
+    """What a rule may read of a resource: both ``ResourceValidationArgs`` and ``PolicyResource`` fit."""
+
+    resource_type: str
+    props: Mapping[str, Any]
+    urn: str
+    name: str
+
+
+ResourceCheck = Callable[[ResourceValidationArgs, Mapping[str, Any]], Iterable[str]]
+StackCheck = Callable[[Sequence[PolicyResource], Mapping[str, Any]], Iterable[tuple[str, str | None]]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One guardrail: metadata, settings (JSON-schema properties with defaults) and the check itself."""
+
+    name: str
+    description: str
+    domain: Domain
+    category: Category
+    severity: SeverityName
+    remediation: str
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    resource_types: tuple[str, ...] = ()
+    """Type tokens (``fnmatch`` patterns) a resource rule applies to; empty for all types."""
+    resource_check: ResourceCheck | None = None
+    stack_check: StackCheck | None = None
+
+    @property
+    def scope(self) -> Literal["resource", "stack"]:
+        return "resource" if self.resource_check is not None else "stack"
+
+    @property
+    def default_level(self) -> EnforcementLevel:
+        """Without a config file: security rules block, cost and availability rules advise."""
+        return EnforcementLevel.MANDATORY if self.category == "security" else EnforcementLevel.ADVISORY
+
+    def schema(self) -> PolicyConfigSchema:
+        return PolicyConfigSchema(properties={**self.settings, "exemptions": EXEMPTIONS_SCHEMA})
+
+    def applies_to(self, resource_type: str) -> bool:
+        return not self.resource_types or any(
+            fnmatch.fnmatchcase(resource_type, p) for p in self.resource_types
+        )
+
+
+RULES: list[Rule] = []
+"""Every registered rule, in registration order (``policies/rules/__init__.py`` imports the domains)."""
+
+
+def _register(rule: Rule) -> Rule:
+    if any(existing.name == rule.name for existing in RULES):
+        raise ValueError(f"rule {rule.name!r} is registered twice")
+    RULES.append(rule)
+    return rule
+
+
+def resource_rule(
+    *,
+    name: str,
+    description: str,
+    domain: Domain,
+    category: Category,
+    severity: SeverityName,
+    remediation: str,
+    types: Sequence[str] = (),
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Callable[[ResourceCheck], ResourceCheck]:
+    """Register ``check(resource, config) -> messages`` as a rule over single resources of ``types``."""
+
+    def register(check: ResourceCheck) -> ResourceCheck:
+        _register(
+            Rule(
+                name,
+                description,
+                domain,
+                category,
+                severity,
+                remediation,
+                dict(settings or {}),
+                tuple(types),
+                resource_check=check,
+            )
+        )
+        return check
+
+    return register
+
+
+def stack_rule(
+    *,
+    name: str,
+    description: str,
+    domain: Domain,
+    category: Category,
+    severity: SeverityName,
+    remediation: str,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Callable[[StackCheck], StackCheck]:
+    """Register ``check(resources, config) -> (message, urn or None)`` as a rule over the whole stack."""
+
+    def register(check: StackCheck) -> StackCheck:
+        _register(
+            Rule(
+                name,
+                description,
+                domain,
+                category,
+                severity,
+                remediation,
+                dict(settings or {}),
+                stack_check=check,
+            )
+        )
+        return check
+
+    return register
+
+
+def is_exempt(
+    urn: str | None, name: str | None, exemptions: Iterable[Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
+    """The exemption covering a resource (matched by full URN or logical name), if any."""
+    for exemption in exemptions:
+        target = exemption.get("resource")
+        if target and target in (urn, name):
+            return exemption
+    return None
+
+
+def _names(resources: Sequence[PolicyResource]) -> dict[str, str]:
+    return {r.urn: r.name for r in resources}
+
+
+def to_policy(rule: Rule) -> ResourceValidationPolicy | StackValidationPolicy:
+    """The CrossGuard policy for a rule; exempted resources are skipped, everything else is reported."""
+    common: dict[str, Any] = {
+        "name": rule.name,
+        "description": rule.description,
+        "enforcement_level": rule.default_level,
+        "config_schema": rule.schema(),
+        "severity": Severity(rule.severity),
+        "remediation_steps": rule.remediation,
+        "tags": [rule.domain, rule.category],
+    }
+    if rule.resource_check is not None:
+        check = rule.resource_check
+
+        def validate_resource(args: ResourceValidationArgs, report: ReportViolation) -> None:
+            if not rule.applies_to(args.resource_type):
+                return
+            config = args.get_config() or {}
+            if is_exempt(args.urn, args.name, config.get("exemptions") or []):
+                return
+            for message in check(args, config):
+                report(message, None)
+
+        return ResourceValidationPolicy(validate=validate_resource, **common)
+
+    stack_check = rule.stack_check
+    assert stack_check is not None
+
+    def validate_stack(args: StackValidationArgs, report: ReportViolation) -> None:
+        config = args.get_config() or {}
+        names = _names(args.resources)
+        exemptions = config.get("exemptions") or []
+        for message, urn in stack_check(args.resources, config):
+            if urn is None or not is_exempt(urn, names.get(urn), exemptions):
+                report(message, urn)
+
+    return StackValidationPolicy(validate=validate_stack, **common)
+
+
+# --------------------------------------------------------------------------------- helpers for rule authors
+
+
+def prop(resource: Resource, path: str, default: Any = None) -> Any:
+    """A nested property by dotted path (``metadataOptions.httpTokens``; ``[0]`` for list items)."""
+    value: Any = resource.props
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        if part.startswith("["):
+            index = int(part[1:-1])
+            value = (
+                value[index]
+                if isinstance(value, Sequence) and not isinstance(value, str) and len(value) > index
+                else None
+            )
+        else:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is None:
+            return default
+    return value
+
+
+def of_type(resources: Sequence[PolicyResource], *patterns: str) -> list[PolicyResource]:
+    """The resources whose type matches any ``fnmatch`` pattern."""
+    return [r for r in resources if any(fnmatch.fnmatchcase(r.resource_type, p) for p in patterns)]
+
+
+def depends_on(resource: PolicyResource, target: PolicyResource, prop_name: str | None = None) -> bool:
+    """Whether ``resource`` takes an input from ``target`` (through ``prop_name`` if given)."""
+    if prop_name is not None:
+        return any(d.urn == target.urn for d in resource.property_dependencies.get(prop_name, []))
+    return any(d.urn == target.urn for d in resource.dependencies) or any(
+        d.urn == target.urn for deps in resource.property_dependencies.values() for d in deps
+    )
+
+
+def truthy(value: Any) -> bool:
+    """Booleans as the providers carry them: ``True`` or the string ``"true"`` (EBS ``encrypted``)."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
