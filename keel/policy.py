@@ -10,6 +10,7 @@ policy's own entry). A rule that touches a value unknown at plan time is reporte
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -315,13 +316,13 @@ def evaluate(graph: Graph, settings: Mapping[str, PolicySettings], config_file: 
                     config=config,
                 )
                 try:
-                    policy.validate(args, lambda m, u, r=resource: report(m, u, r.urn))  # type: ignore[arg-type]
+                    policy.validate(args, functools.partial(report, default_urn=resource.urn))
                 except UnknownValueError as error:
                     out["undecided"].append(Finding(rule.name, level, resource.urn, error.message))
         else:
             stack = stack if stack is not None else stack_resources(graph)
             try:
-                policy.validate(StackValidationArgs(stack, config), lambda m, u: report(m, u))  # type: ignore[arg-type]
+                policy.validate(StackValidationArgs(stack, config), report)
             except UnknownValueError as error:
                 out["undecided"].append(Finding(rule.name, level, None, error.message))
     return PolicyReport(
