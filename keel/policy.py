@@ -24,6 +24,7 @@ from pulumi_policy import (
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
+    ResourceValidationPolicy,
     StackValidationArgs,
 )
 from pulumi_policy.deserialize import deserialize_properties
@@ -303,7 +304,7 @@ def evaluate(graph: Graph, settings: Mapping[str, PolicySettings], config_file: 
         config = {**effective.config, "exemptions": []}
         policy = to_policy(rule)
         report = _collect(rule, level, exemptions, names, out)
-        if rule.scope == "resource":
+        if isinstance(policy, ResourceValidationPolicy):
             for resource in custom:
                 if not rule.applies_to(resource.type):
                     continue

@@ -88,7 +88,8 @@ class Rule:
         return EnforcementLevel.MANDATORY if self.category == "security" else EnforcementLevel.ADVISORY
 
     def schema(self) -> PolicyConfigSchema:
-        return PolicyConfigSchema(properties={**self.settings, "exemptions": EXEMPTIONS_SCHEMA})
+        properties = {key: dict(spec) for key, spec in self.settings.items()}
+        return PolicyConfigSchema(properties={**properties, "exemptions": EXEMPTIONS_SCHEMA})
 
     def applies_to(self, resource_type: str) -> bool:
         return not self.resource_types or any(
