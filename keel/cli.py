@@ -5,6 +5,7 @@ Exit status: 0 plan ok; 1 mandatory policy violations; 2 bad config or usage; 3 
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from enum import StrEnum
@@ -18,7 +19,14 @@ from rich.markup import escape
 from keel.config import environment_name
 from keel.engine import PlanError
 from keel.plan import ENVIRONMENTS_DIR, environment_file, plan_environment
-from keel.render import render_json, render_markdown, render_text
+from keel.policy import PolicyConfigError, rule_table
+from keel.render import (
+    render_json,
+    render_markdown,
+    render_rule_table,
+    render_rule_table_markdown,
+    render_text,
+)
 from stacks.spec import SpecError
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT, EXIT_PROGRAM_FAILED = 0, 1, 2, 3
@@ -51,7 +59,7 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 @app.command()
-def plan(
+def plan(  # noqa: PLR0917 (typer maps parameters to options)
     environments: Annotated[
         list[str] | None,
         typer.Argument(
@@ -68,9 +76,16 @@ def plan(
     environments_dir: Annotated[
         Path, typer.Option("--environments-dir", help="Where Pulumi.<ENV>.yaml files live.")
     ] = ENVIRONMENTS_DIR,
+    policy_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy-config",
+            help="A --policy-pack-config file (default: policies/config/<ENV>.json, else <tier>.json).",
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of program failures.")] = False,
 ) -> None:
-    """Show what `pulumi up` would create for each environment, planned offline."""
+    """Show what `pulumi up` would create for each environment, and what the policy pack says, offline."""
     paths = (
         [stack_config]
         if stack_config
@@ -91,11 +106,14 @@ def plan(
             f"no environment {names} (expected {missing[0]}); shipped: {', '.join(shipped)}", EXIT_BAD_INPUT
         )
     console = Console(highlight=False, soft_wrap=False)
+    blocked = False
     for path in paths:
         try:
-            result = plan_environment(path)
+            result = plan_environment(path, policy_config=policy_config)
         except SpecError as error:
             raise _fail(f"invalid configuration\n{error}", EXIT_BAD_INPUT) from None
+        except PolicyConfigError as error:
+            raise _fail(f"invalid policy configuration\n{error}", EXIT_BAD_INPUT) from None
         except PlanError as error:
             raise _fail(
                 f"{path}: the stack program did something the engine would reject: {error}",
@@ -115,6 +133,28 @@ def plan(
             sys.stdout.write(render_markdown(result) + "\n")
         else:
             render_text(result, console)
+        blocked |= bool(result.policies and result.policies.mandatory)
+    if blocked:
+        raise typer.Exit(EXIT_VIOLATIONS)
+
+
+@app.command()
+def policies(
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.text,
+) -> None:
+    """List the policy pack's rules with their severity and enforcement level in each environment."""
+    try:
+        table = rule_table()
+    except PolicyConfigError as error:
+        raise _fail(f"invalid policy configuration\n{error}", EXIT_BAD_INPUT) from None
+    if output_format is OutputFormat.json:
+        sys.stdout.write(json.dumps(table, indent=2) + "\n")
+    elif output_format is OutputFormat.markdown:
+        sys.stdout.write(render_rule_table_markdown(table) + "\n")
+    else:
+        render_rule_table(table, Console(highlight=False))
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import pulumi
 
 from keel.config import StackFile, load_environment
 from keel.engine import Graph, PlannedResource, run_program
+from keel.policy import PolicyReport, PolicySettings, evaluate, load_policy_config, policy_config_file
 from stacks.program import run
 from stacks.spec import EnvironmentSpec
 
@@ -30,6 +31,8 @@ class Plan:
     source: Path
     graph: Graph
     warnings: tuple[str, ...] = field(default=())
+    policies: PolicyReport | None = None
+    """The policy pack's verdicts (``None`` when planned with ``check_policies=False``)."""
 
     @property
     def environment(self) -> str:
@@ -66,6 +69,7 @@ class Plan:
             "counts": dict(sorted(self.graph.counts_by_type().items())),
             "outputs": self.graph.outputs,
             "warnings": list(self.warnings),
+            **({"policies": self.policies.to_json()} if self.policies is not None else {}),
         }
 
 
@@ -107,8 +111,10 @@ def environment_file(environment: str, environments_dir: Path = ENVIRONMENTS_DIR
     return environments_dir / f"Pulumi.{environment}.yaml"
 
 
-def plan_stack_file(stack_file: StackFile, spec: EnvironmentSpec) -> Plan:
-    """Run the real stack program for an already validated stack file."""
+def plan_stack_file(
+    stack_file: StackFile, spec: EnvironmentSpec, policy_settings: PolicyConfig | None = None
+) -> Plan:
+    """Run the real stack program for an already validated stack file (and the policies, if given)."""
     with _collect_engine_warnings() as messages:
         graph = run_program(
             run,
@@ -117,13 +123,40 @@ def plan_stack_file(stack_file: StackFile, spec: EnvironmentSpec) -> Plan:
             config=stack_file.engine_config(),
             secret_keys=sorted(stack_file.secret_keys),
         )
-    return Plan(spec=spec, source=stack_file.path, graph=graph, warnings=tuple(dict.fromkeys(messages)))
+    report = (
+        evaluate(graph, policy_settings.settings, display_path(policy_settings.path))
+        if policy_settings
+        else None
+    )
+    return Plan(
+        spec=spec,
+        source=stack_file.path,
+        graph=graph,
+        warnings=tuple(dict.fromkeys(messages)),
+        policies=report,
+    )
 
 
-def plan_environment(path: Path) -> Plan:
-    """Load, validate and plan one stack config file. Raises ``SpecError`` for bad config."""
+@dataclass(frozen=True)
+class PolicyConfig:
+    """A loaded ``--policy-pack-config`` file."""
+
+    path: Path
+    settings: Mapping[str, PolicySettings]
+
+
+def plan_environment(path: Path, *, policy_config: Path | None = None, check_policies: bool = True) -> Plan:
+    """Load, validate and plan one stack config file, then run the policy pack over the plan.
+
+    The policy config defaults to the environment's file in ``policies/config/`` (or its tier's). Raises
+    ``SpecError`` for bad stack config and ``PolicyConfigError`` for a bad policy config, before planning.
+    """
     stack_file, spec = load_environment(path)
-    return plan_stack_file(stack_file, spec)
+    loaded = None
+    if check_policies:
+        config_path = policy_config or policy_config_file(spec.environment, spec.tier)
+        loaded = PolicyConfig(config_path, load_policy_config(config_path))
+    return plan_stack_file(stack_file, spec, loaded)
 
 
 def secret_free(value: Mapping[str, Any]) -> bool:

@@ -291,6 +291,9 @@ def evaluate(graph: Graph, settings: Mapping[str, PolicySettings], config_file: 
     out: dict[str, list[Finding]] = {"violations": [], "exemptions": [], "undecided": []}
     names = {r.urn: r.name for r in graph}
     custom: list[PlannedResource] = [r for r in graph if r.custom]
+    # Deserialise each resource once; only the config differs between policies.
+    props = {r.urn: _props(r.inputs) for r in custom}
+    options = {r.urn: _options(r.protect, r.parent, r.ignore_changes) for r in custom}
     stack: list[PolicyResource] | None = None
     for rule in RULES:
         effective = settings[rule.name]
@@ -308,13 +311,14 @@ def evaluate(graph: Graph, settings: Mapping[str, PolicySettings], config_file: 
             for resource in custom:
                 if not rule.applies_to(resource.type):
                     continue
-                args = resource_args(
+                args = ResourceValidationArgs(
                     resource.type,
-                    resource.inputs,
-                    urn=resource.urn,
-                    name=resource.name,
-                    protect=resource.protect,
-                    config=config,
+                    props[resource.urn],
+                    resource.urn,
+                    resource.name,
+                    options[resource.urn],
+                    None,
+                    config,
                 )
                 try:
                     policy.validate(args, functools.partial(report, default_urn=resource.urn))
@@ -333,3 +337,22 @@ def evaluate(graph: Graph, settings: Mapping[str, PolicySettings], config_file: 
         undecided=tuple(out["undecided"]),
         remediation={rule.name: rule.remediation for rule in RULES},
     )
+
+
+def rule_table(directory: Path = POLICY_CONFIG_DIR) -> list[dict[str, Any]]:
+    """Every rule with its metadata and its level in each shipped policy config (``keel policies``)."""
+    environments = sorted(path.stem for path in directory.glob("*.json"))
+    levels = {env: load_policy_config(directory / f"{env}.json") for env in environments}
+    return [
+        {
+            "name": rule.name,
+            "domain": rule.domain,
+            "category": rule.category,
+            "severity": rule.severity,
+            "scope": rule.scope,
+            "description": rule.description,
+            "remediation": rule.remediation,
+            "levels": {env: levels[env][rule.name].level.value for env in environments},
+        }
+        for rule in sorted(RULES, key=lambda r: (r.domain, r.name))
+    ]

@@ -13,6 +13,7 @@ from rich.tree import Tree
 
 from keel.engine import PlannedResource
 from keel.plan import Plan
+from keel.policy import PolicyReport
 
 #: The inputs worth showing next to each resource type in a tree (dotted paths into the inputs).
 KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -164,6 +165,100 @@ def render_text(plan: Plan, console: Console) -> None:
     console.print(outputs)
     for message in plan.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+    if plan.policies is not None:
+        _render_policies_text(plan.policies, console)
+
+
+def _short_urn(urn: str | None) -> str:
+    return urn.rsplit("::", 1)[-1] if urn else "(stack)"
+
+
+def _render_policies_text(report: PolicyReport, console: Console) -> None:
+    console.print(f"[bold]Policies[/bold] [dim](config {escape(report.config_file)})[/dim]")
+    if not report.violations and not report.exemptions and not report.undecided:
+        console.print("  [green]no violations[/green]")
+    for level, colour in (("mandatory", "red"), ("advisory", "yellow")):
+        found = [v for v in report.violations if v.level == level]
+        if found:
+            console.print(f"  [{colour}]{level} violations: {len(found)}[/{colour}]")
+        for v in found:
+            console.print(
+                f"    [{colour}]{escape(v.policy)}[/{colour}] {escape(_short_urn(v.urn))}: {escape(v.message)}"
+            )
+            console.print(f"      [dim]fix: {escape(report.remediation.get(v.policy, ''))}[/dim]")
+    for e in report.exemptions:
+        console.print(
+            f"  [cyan]exempted[/cyan] {escape(e.policy)} {escape(_short_urn(e.urn))}: {escape(e.reason or '')}"
+        )
+    for u in report.undecided:
+        console.print(
+            f"  [magenta]undecided[/magenta] {escape(u.policy)} {escape(_short_urn(u.urn))}: {escape(u.message)}"
+        )
+
+
+def policies_markdown(report: PolicyReport) -> list[str]:
+    """The policy section of a PR comment."""
+    lines = [f"**Policies** (config `{report.config_file}`)", ""]
+    if not report.violations and not report.exemptions and not report.undecided:
+        return [*lines, "No violations.", ""]
+    for level in ("mandatory", "advisory"):
+        found = [v for v in report.violations if v.level == level]
+        if found:
+            lines += [
+                f"{level.capitalize()} violations ({len(found)}):",
+                "",
+                "| rule | resource | message | fix |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| `{v.policy}` | `{_short_urn(v.urn)}` | {v.message} | {report.remediation.get(v.policy, '')} |"
+                for v in found
+            ]
+            lines.append("")
+    if report.exemptions:
+        lines += ["Exemptions:", ""] + [
+            f"- `{e.policy}` on `{_short_urn(e.urn)}`: {e.reason}" for e in report.exemptions
+        ]
+        lines.append("")
+    if report.undecided:
+        lines += ["Undecided (values unknown at plan time):", ""]
+        lines += [f"- `{u.policy}` on `{_short_urn(u.urn)}`: {u.message}" for u in report.undecided]
+        lines.append("")
+    return lines
+
+
+def render_rule_table(table: list[dict[str, Any]], console: Console) -> None:
+    """``keel policies`` for people."""
+    environments = list(table[0]["levels"]) if table else []
+    out = Table(title=f"{len(table)} rules", show_edge=False)
+    for column in ("rule", "domain", "category", "severity", *environments, "description"):
+        out.add_column(column)
+    for row in table:
+        out.add_row(
+            row["name"],
+            row["domain"],
+            row["category"],
+            row["severity"],
+            *(row["levels"][env] for env in environments),
+            escape(row["description"]),
+        )
+    console.print(out)
+
+
+def render_rule_table_markdown(table: list[dict[str, Any]]) -> str:
+    """``keel policies --format markdown``: the rule table kept in the README."""
+    environments = list(table[0]["levels"]) if table else []
+    lines = [
+        "| rule | domain | category | severity | " + " | ".join(environments) + " | what it checks |",
+        "|---|---|---|---|" + "---|" * len(environments) + "---|",
+    ]
+    lines += [
+        f"| `{row['name']}` | {row['domain']} | {row['category']} | {row['severity']} | "
+        + " | ".join(row["levels"][env] for env in environments)
+        + f" | {row['description']} |"
+        for row in table
+    ]
+    return "\n".join(lines)
 
 
 def render_markdown(plan: Plan) -> str:
@@ -174,6 +269,8 @@ def render_markdown(plan: Plan) -> str:
     lines += ["", "<details><summary>Resources</summary>", "", "```"]
     lines += ["  " * depth + _label(resource, markup=False) for depth, resource in tree_order(plan.resources)]
     lines += ["```", "", "</details>", ""]
+    if plan.policies is not None:
+        lines += policies_markdown(plan.policies)
     if plan.warnings:
         lines += ["**Warnings**", ""] + [f"- {w}" for w in plan.warnings] + [""]
     return "\n".join(lines)
