@@ -96,13 +96,14 @@ def link(resource: PolicyResource, prop_name: str, *targets: PolicyResource) -> 
 def stack_resources(graph: Graph) -> list[PolicyResource]:
     """Every custom resource of a plan as the engine passes it to stack policies (outputs as props)."""
     planned = [r for r in graph if r.custom]
+    providers = {
+        r.urn: PolicyProviderResource(r.type, _props(r.inputs), r.urn, r.name)
+        for r in planned
+        if r.type.startswith("pulumi:providers:")
+    }
     by_urn: dict[str, PolicyResource] = {}
     for r in planned:
-        provider = (
-            PolicyProviderResource(r.provider.rsplit("::", 1)[-1].split("$")[-1], {}, r.provider, "")
-            if r.provider
-            else None
-        )
+        provider = providers.get(r.provider) if r.provider else None
         by_urn[r.urn] = PolicyResource(
             r.type,
             _props(r.outputs),

@@ -40,7 +40,9 @@ def test_all_applies_first_then_the_policy_entry(tmp_path: Path) -> None:
     assert settings["vpc-flow-logs-enabled"].level is EnforcementLevel.DISABLED
 
 
-def test_pack_initial_config_sits_between_defaults_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pack_initial_config_sits_between_defaults_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("keel.policy.INITIAL_CONFIG", {"subnet-no-auto-public-ip": "advisory"})
     assert load_policy_config(None)["subnet-no-auto-public-ip"].level is EnforcementLevel.ADVISORY
     path = _write(tmp_path, {"subnet-no-auto-public-ip": "mandatory"})
@@ -54,8 +56,7 @@ def test_pack_initial_config_sits_between_defaults_and_file(tmp_path: Path, monk
         ({"all": "blocking"}, "all = 'blocking': allowed levels"),
         ({"subnet-no-auto-public-ip": {"enforcementLevel": "loud"}}, "enforcementLevel = 'loud'"),
         ({"subnet-no-auto-public-ip": {"colour": "red"}}, "subnet-no-auto-public-ip.colour: unknown setting"),
-        ({"subnet-no-auto-public-ip": {"exemptions": [{"resource": "x", "reason": "why"}]}},
-         "exemptions[0]"),
+        ({"subnet-no-auto-public-ip": {"exemptions": [{"resource": "x", "reason": "why"}]}}, "exemptions[0]"),
         ({"subnet-no-auto-public-ip": {"exemptions": "all"}}, "exemptions = 'all': expected array"),
         ([1, 2], "must be a JSON object"),
     ],
@@ -77,11 +78,19 @@ def test_violations_exemptions_and_undecided(tmp_path: Path) -> None:
         ),
         outputs={},
     )
-    path = _write(tmp_path, {"subnet-no-auto-public-ip": {
-        "exemptions": [{"resource": "bastion", "reason": "break-glass access, expires 2027-01"}]}})
+    path = _write(
+        tmp_path,
+        {
+            "subnet-no-auto-public-ip": {
+                "exemptions": [{"resource": "bastion", "reason": "break-glass access, expires 2027-01"}]
+            }
+        },
+    )
     report = evaluate(graph, load_policy_config(path), "policy.json")
     subnet_findings = [v for v in report.violations if v.policy == "subnet-no-auto-public-ip"]
-    assert [(v.urn, v.level) for v in subnet_findings] == [(f"urn:pulumi:test::keel::{SUBNET}::public-a", "mandatory")]
+    assert [(v.urn, v.level) for v in subnet_findings] == [
+        (f"urn:pulumi:test::keel::{SUBNET}::public-a", "mandatory")
+    ]
     assert [(e.urn.rsplit("::", 1)[-1], e.reason) for e in report.exemptions if e.urn] == [
         ("bastion", "break-glass access, expires 2027-01")
     ]
