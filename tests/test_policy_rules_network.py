@@ -291,3 +291,19 @@ def test_default_sg_exempted_through_config() -> None:
         },
     )
     assert run_resource_rule("default-sg-no-rules", args) == []
+
+
+def test_flow_logs_missing_traffic_type_is_violation() -> None:
+    vpc = policy_resource("aws:ec2/vpc:Vpc", {"cidrBlock": "10.0.0.0/16"}, name="vpc")
+    flow_log = link(policy_resource("aws:ec2/flowLog:FlowLog", {}, name="fl"), "vpcId", vpc)
+    assert [message for message, _ in run_stack_rule("vpc-flow-logs-enabled", [vpc, flow_log])] == [
+        "VPC vpc has no flow log recording ALL traffic"
+    ]
+
+
+def test_flow_logs_vpc_exempted_through_config() -> None:
+    exemption = {"resource": "vpc", "reason": "sandbox VPC, torn down nightly"}
+    findings = run_stack_rule(
+        "vpc-flow-logs-enabled", _vpc_and_flow_log("REJECT"), {"exemptions": [exemption]}
+    )
+    assert findings == []
