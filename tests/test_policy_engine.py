@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 
+import pulumi_policy
 import pytest
 from pulumi.runtime import rpc
 from pulumi_policy import EnforcementLevel
 
 from keel.engine import Graph, PlannedResource
 from keel.policy import PolicyConfigError, evaluate, load_policy_config
+from policies.framework import RULES
 
 SUBNET = "aws:ec2/subnet:Subnet"
 
@@ -106,3 +109,17 @@ def test_disabled_policy_does_not_run(tmp_path: Path) -> None:
     path = _write(tmp_path, {"subnet-no-auto-public-ip": "disabled"})
     report = evaluate(graph, load_policy_config(path), "policy.json")
     assert not [v for v in report.violations if v.policy == "subnet-no-auto-public-ip"]
+
+
+def test_pack_entry_point_assembles_every_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `pulumi preview --policy-pack policies` runs, with PolicyPack (which would serve forever) recorded."""
+    built: dict[str, object] = {}
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: built.update(kwargs))
+    runpy.run_path(
+        str(Path(__file__).resolve().parent.parent / "policies" / "__main__.py"), run_name="__main__"
+    )
+    policies = built["policies"]
+    assert isinstance(policies, list)
+    assert [p.name for p in policies] == [r.name for r in RULES]
+    assert built["name"] == "keel"
+    assert built["enforcement_level"] is EnforcementLevel.MANDATORY
