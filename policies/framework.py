@@ -235,16 +235,23 @@ def prop(resource: Resource, path: str, default: Any = None) -> Any:
             continue
         if part.startswith("["):
             index = int(part[1:-1])
-            value = (
-                value[index]
-                if isinstance(value, Sequence) and not isinstance(value, str) and len(value) > index
-                else None
-            )
+            listed = items(value)
+            value = listed[index] if len(listed) > index else None
         else:
             value = value.get(part) if isinstance(value, Mapping) else None
         if value is None:
             return default
     return value
+
+
+def items(value: Any) -> list[Any]:
+    """A list property as a list (``[]`` when absent or not a list; a string is not a list)."""
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+
+
+def as_map(value: Any) -> Mapping[str, Any]:
+    """A map property (a props proxy or a dict), or an empty mapping when absent or not a map."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def of_type(resources: Sequence[PolicyResource], *patterns: str) -> list[PolicyResource]:

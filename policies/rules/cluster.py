@@ -6,20 +6,15 @@ a GKE or AKS cluster joins by adding its reader; the verdicts themselves are clo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
-from policies.framework import Resource, prop, resource_rule, truthy
+from policies.framework import Resource, items, prop, resource_rule, truthy
 
 WORLD = frozenset({"0.0.0.0/0", "::/0"})
-
-
-def items(value: Any) -> list[Any]:
-    """A list property as a list (``[]`` when absent; a string is not a list)."""
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
 
 
 # ------------------------------------------------------------------------------------------------ readers

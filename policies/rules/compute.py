@@ -13,17 +13,12 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs
 
-from policies.framework import Resource, of_type, prop, resource_rule, stack_rule, truthy
+from policies.framework import Resource, items, of_type, prop, resource_rule, stack_rule, truthy
 from stacks.catalogue import GPU_INSTANCE_TYPES
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 #: EC2 GPU families (g4dn, g5, g6e, gr6, p4d, p5, ...), including ones the catalogue does not list.
 _AWS_GPU_FAMILY = re.compile(r"^(g|gr|p)\d")
-
-
-def items(value: Any) -> list[Any]:
-    """A list property as a list (``[]`` when absent; a string is not a list)."""
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
 
 
 def _effect(value: Any) -> str:

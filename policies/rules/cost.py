@@ -12,8 +12,8 @@ from typing import Any
 
 from pulumi_policy import PolicyResource
 
-from policies.framework import of_type, prop, stack_rule
-from policies.rules.kubernetes import as_list, as_map
+from policies.framework import as_map, items, of_type, prop, stack_rule
+from policies.rules.compute import is_gpu_group
 
 BUDGET = "aws:budgets/budget:Budget"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -46,7 +46,7 @@ def budget_exists(
         return
     gaps: list[tuple[PolicyResource, list[str]]] = []
     for budget in budgets:
-        types = {as_map(n).get("notificationType") for n in as_list(prop(budget, "notifications"))}
+        types = {as_map(n).get("notificationType") for n in items(prop(budget, "notifications"))}
         missing = [t for t in required if t not in types]
         if not missing:
             return
@@ -95,14 +95,14 @@ def gpu_peak_within_budget(
 ) -> Iterable[tuple[str, str | None]]:
     prices = {str(k): float(v) for k, v in as_map(config.get("hourlyPriceUsd")).items()}
     hours = float(config.get("hoursPerMonth") or 730)
-    groups = [g for g in of_type(resources, NODE_GROUP) if "NVIDIA" in str(prop(g, "amiType") or "")]
+    groups = [g for g in resources if is_gpu_group(g)]
     if not prices or not groups:
         return
     peak = 0.0
     costs: list[tuple[float, str]] = []
     unpriced: dict[str, str] = {}
     for group in groups:
-        types = [str(t) for t in as_list(prop(group, "instanceTypes"))]
+        types = [str(t) for t in items(prop(group, "instanceTypes"))]
         if not types:
             yield (
                 f"GPU node group {group.name} names no instanceTypes: cannot check peak GPU spend",

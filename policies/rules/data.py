@@ -18,7 +18,7 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs
 
-from policies.framework import depends_on, of_type, prop, resource_rule, stack_rule, truthy
+from policies.framework import depends_on, items, of_type, prop, resource_rule, stack_rule, truthy
 
 Finding = tuple[str, str | None]
 
@@ -36,11 +36,6 @@ BACKUP_SELECTION = "aws:backup/selection:Selection"
 BACKUP_VAULT = "aws:backup/vault:Vault"
 VAULT_LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
 KMS_KEY_TYPES = ("aws:kms/key:Key", "aws:kms/keyPolicy:KeyPolicy", "aws:kms/replicaKey:ReplicaKey")
-
-
-def items(value: Any) -> list[Any]:
-    """A list property as a list (``[]`` when absent; a string is not a list)."""
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
 
 
 def one_or_many(value: Any) -> list[Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs
 
-from policies.framework import Resource, of_type, prop, resource_rule, stack_rule, truthy
+from policies.framework import Resource, as_map, items, of_type, prop, resource_rule, stack_rule, truthy
 
 #: Where each workload kind keeps its pod spec.
 POD_SPEC_PATHS: dict[str, str] = {
@@ -38,16 +38,6 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def as_map(value: Any) -> Mapping[str, Any]:
-    """``value`` if it is a mapping (a props proxy or a dict), else an empty mapping."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def as_list(value: Any) -> Sequence[Any]:
-    """``value`` if it is a list (a props proxy or a list), else an empty list."""
-    return value if isinstance(value, Sequence) and not isinstance(value, str) else ()
-
-
 def pod_specs(resource: Resource) -> Iterator[tuple[Mapping[str, Any], str]]:
     """The pod spec of a workload with its dotted path; nothing for other types or a spec-less manifest."""
     path = POD_SPEC_PATHS.get(resource.resource_type)
@@ -63,7 +53,7 @@ def containers(
 ) -> Iterator[tuple[Mapping[str, Any], str]]:
     """Each container of a pod spec with its path (``...containers[0]``); init containers first if ``init``."""
     for kind in ("initContainers", "containers") if init else ("containers",):
-        for index, container in enumerate(as_list(pod_spec.get(kind))):
+        for index, container in enumerate(items(pod_spec.get(kind))):
             if isinstance(container, Mapping):
                 yield container, f"{path}.{kind}[{index}]"
 
@@ -103,7 +93,7 @@ def _expression_matches(expression: Mapping[str, Any], labels: Mapping[str, Any]
     key = str(expression.get("key"))
     present = key in labels
     value = str(labels[key]) if present else None
-    values = [str(v) for v in as_list(expression.get("values"))]
+    values = [str(v) for v in items(expression.get("values"))]
     return {
         "In": present and value in values,
         "NotIn": not present or value not in values,
@@ -118,7 +108,7 @@ def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
         return False
     match_labels = as_map(selector.get("matchLabels"))
     return all(labels.get(key) == value for key, value in match_labels.items()) and all(
-        _expression_matches(as_map(e), labels) for e in as_list(selector.get("matchExpressions"))
+        _expression_matches(as_map(e), labels) for e in items(selector.get("matchExpressions"))
     )
 
 
@@ -159,7 +149,7 @@ def k8s_no_privileged(resource: ResourceValidationArgs, config: Mapping[str, Any
                 yield f"{who}: container {name} is privileged"
             if context.get("allowPrivilegeEscalation") is not False:
                 yield f"{who}: container {name} does not set allowPrivilegeEscalation: false"
-            added = {str(c).upper() for c in as_list(as_map(context.get("capabilities")).get("add"))}
+            added = {str(c).upper() for c in items(as_map(context.get("capabilities")).get("add"))}
             if added & forbidden:
                 yield f"{who}: container {name} adds capabilities {', '.join(sorted(added & forbidden))}"
 
@@ -201,7 +191,7 @@ def k8s_non_root_and_hardened(resource: ResourceValidationArgs, config: Mapping[
             run_as_user = _effective("runAsUser", context, pod_context)
             if run_as_user is not None and _quantity(run_as_user) == 0:
                 problems.append("runAsUser is 0")
-            dropped = {str(c).upper() for c in as_list(as_map(context.get("capabilities")).get("drop"))}
+            dropped = {str(c).upper() for c in items(as_map(context.get("capabilities")).get("drop"))}
             if "ALL" not in dropped:
                 problems.append("capabilities.drop lacks ALL")
             seccomp = as_map(_effective("seccompProfile", context, pod_context)).get("type")
@@ -342,7 +332,7 @@ def k8s_gpu_request_equals_limit(
                 yield f"{who}: container {name} requests {gpu} without a limit"
             elif request is not None and _quantity(request) != _quantity(limit):
                 yield f"{who}: container {name} requests {request} {gpu} but limits {limit}"
-        if uses_gpu and not any(_tolerates(t, config) for t in as_list(spec.get("tolerations"))):
+        if uses_gpu and not any(_tolerates(t, config) for t in items(spec.get("tolerations"))):
             yield (
                 f"{who}: pod uses {gpu} but does not tolerate the taint "
                 f"{config.get('taintKey')}={config.get('taintValue')}:{config.get('taintEffect')}"

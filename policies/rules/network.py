@@ -13,7 +13,7 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs
 
-from policies.framework import Resource, depends_on, of_type, prop, resource_rule, stack_rule, truthy
+from policies.framework import Resource, depends_on, items, of_type, prop, resource_rule, stack_rule, truthy
 
 #: CIDRs that mean "anyone on the internet".
 WORLD = frozenset({"0.0.0.0/0", "::/0"})
@@ -21,11 +21,6 @@ ALL_PROTOCOLS = frozenset({"-1", "all"})
 #: Protocols whose from/to ports are ports (for ICMP they are type and code).
 PORT_PROTOCOLS = frozenset({"tcp", "udp", "6", "17"})
 MAX_PORT = 65535
-
-
-def items(value: Any) -> list[Any]:
-    """A list property as a list (``[]`` when absent; a string is not a list)."""
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
 
 
 @dataclass(frozen=True)

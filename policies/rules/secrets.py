@@ -17,8 +17,8 @@ from typing import Any
 from pulumi_policy import ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from policies.framework import Resource, prop, resource_rule
-from policies.rules.kubernetes import as_list, as_map, container_name, containers, pod_specs, workload
+from policies.framework import Resource, as_map, items, prop, resource_rule
+from policies.rules.kubernetes import container_name, containers, pod_specs, workload
 
 SECRET_MASK = "[secret]"
 AWS_MANAGED_SECRETS_KEY = "alias/aws/secretsmanager"
@@ -130,7 +130,7 @@ def _secret_env(resource: Resource, names: re.Pattern[str]) -> Iterator[tuple[st
     """(path, message) for env entries with a secret-looking name and a literal value."""
     for spec, path in pod_specs(resource):
         for container, cpath in containers(spec, path):
-            for index, item in enumerate(as_list(container.get("env"))):
+            for index, item in enumerate(items(container.get("env"))):
                 entry = as_map(item)
                 name = entry.get("name")
                 if not isinstance(name, str) or not names.search(name):

@@ -15,8 +15,7 @@ from typing import Any
 from pulumi.runtime.rpc import get_resource_module
 from pulumi_policy import ResourceValidationArgs
 
-from policies.framework import prop, resource_rule
-from policies.rules.kubernetes import as_map
+from policies.framework import as_map, prop, resource_rule
 
 
 @functools.cache
