@@ -16,7 +16,6 @@ from policies.framework import as_map, items, of_type, prop, stack_rule
 from policies.rules.compute import is_gpu_group
 
 BUDGET = "aws:budgets/budget:Budget"
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 
 
 @stack_rule(
