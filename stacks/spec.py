@@ -31,6 +31,7 @@ from stacks.catalogue import gpu_instance
 Tier = Literal["dev", "staging", "prod"]
 Capacity = Literal["spot", "on-demand", "spot-with-fallback", "on-demand-floor"]
 NatMode = Literal["single", "per-az"]
+WeightsSource = Literal["hub", "artifact-bucket"]
 
 CONFIG_NAMESPACE = "keel"
 ENGINE_NAMESPACE = "pulumi"
@@ -97,14 +98,18 @@ class TierDefaults:
     retain_stateful: bool
     key_deletion_window_days: int
     secret_recovery_days: int
+    min_replicas: int
+    weights: WeightsSource
 
 
 TIER_DEFAULTS: dict[str, TierDefaults] = {
-    "dev": TierDefaults(2, "single", 30, "spot", 7, None, False, False, False, False, 7, 7),
+    "dev": TierDefaults(2, "single", 30, "spot", 7, None, False, False, False, False, 7, 7, 0, "hub"),
     "staging": TierDefaults(
-        3, "single", 90, "spot-with-fallback", 35, None, False, False, True, False, 30, 30
+        3, "single", 90, "spot-with-fallback", 35, None, False, False, True, False, 30, 30, 1, "hub"
     ),
-    "prod": TierDefaults(3, "per-az", 365, "on-demand-floor", 35, 365, True, True, True, True, 30, 30),
+    "prod": TierDefaults(
+        3, "per-az", 365, "on-demand-floor", 35, 365, True, True, True, True, 30, 30, 2, "artifact-bucket"
+    ),
 }
 
 
@@ -143,12 +148,16 @@ class NetworkSpec(SpecModel):
         return value
 
 
-def _max_not_below_min(cls: type, value: int, info: ValidationInfo) -> int:
-    """Shared bound check: reported on ``maxSize`` so the message points at one key."""
-    minimum = info.data.get("min_size")
-    if isinstance(minimum, int) and value < minimum:
-        raise ValueError(f"must be at least minSize ({minimum})")
-    return value
+def _max_at_least_min(min_field: str, min_key: str) -> Any:
+    """A bound check on a ``max*`` field, reported on that key so the message points at one place."""
+
+    def check(cls: type, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get(min_field)
+        if isinstance(minimum, int) and value < minimum:
+            raise ValueError(f"must be at least {min_key} ({minimum})")
+        return value
+
+    return check
 
 
 class SystemNodesSpec(SpecModel):
@@ -161,7 +170,7 @@ class SystemNodesSpec(SpecModel):
     max_size: int = Field(default=4, ge=1)
     """Maximum nodes. Default: 4."""
 
-    _max_not_below_min = field_validator("max_size")(_max_not_below_min)
+    _max_not_below_min = field_validator("max_size")(_max_at_least_min("min_size", "minSize"))
 
 
 class ClusterSpec(SpecModel):
@@ -257,7 +266,7 @@ class GpuPoolSpec(SpecModel):
             raise ValueError(f"all types in a pool must have the same GPU count, got {counts}")
         return value
 
-    _max_not_below_min = field_validator("max_size")(_max_not_below_min)
+    _max_not_below_min = field_validator("max_size")(_max_at_least_min("min_size", "minSize"))
 
     @property
     def gpus_per_node(self) -> int:
@@ -328,6 +337,81 @@ class BackupSpec(SpecModel):
     governance elsewhere."""
     noncurrent_version_days: int = Field(default=30, ge=1)
     """Old object versions in the artifact bucket expire after this many days. Default: 30."""
+
+
+#: An image reference pinned by version tag and digest: [registry/]repository:tag@sha256:<64 hex>.
+PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*:[\w][\w.-]*@sha256:[0-9a-f]{64}$")
+#: Engine flags Keel sets from a model's own keys (extraArgs may not repeat them).
+VLLM_OWNED_FLAGS = frozenset(
+    {
+        "--model",
+        "--revision",
+        "--tensor-parallel-size",
+        "--max-model-len",
+        "--gpu-memory-utilization",
+        "--port",
+        "--served-model-name",
+        "--download-dir",
+        "--host",
+    }
+)
+
+
+class ModelSpec(SpecModel):
+    """A model served by vLLM on one GPU pool, autoscaled on its queue depth."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", max_length=40)]
+    """The model's name in Keel: its namespace is ``model-<name>``, and clients ask for it by this name. Required."""
+    model: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")]
+    """The Hugging Face model id, e.g. ``Qwen/Qwen2.5-7B-Instruct``. Required."""
+    revision: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
+    """The model repository commit (40 hex characters): a branch or tag could change under you. Required."""
+    weights: WeightsSource | None = None
+    """Where replicas load weights from: ``hub`` (downloaded at start with the hub token) or ``artifact-bucket``
+    (``s3://<artifact bucket>/models/<model>/<revision>/``, synced into the pod's cache: no public hub at
+    scale-up). Default: hub in dev and staging; artifact-bucket in prod, where it is required."""
+    image: str
+    """The vLLM OpenAI server image, pinned by tag and digest (``...:v0.11.0@sha256:...``). Required."""
+    pool: str
+    """The GPU pool (``keel:gpuPools[].name``) replicas run on. Required."""
+    gpus_per_replica: int = Field(default=1, ge=1, le=8)
+    """GPUs per replica, the tensor-parallel size. Default: 1."""
+    max_model_len: int = Field(default=8192, ge=256, le=1_048_576)
+    """Longest sequence (prompt plus output) served, in tokens. Default: 8192."""
+    gpu_memory_utilization: float = Field(default=0.9, ge=0.5, le=0.98)
+    """Share of each GPU's memory vLLM may use (weights plus KV cache). Default: 0.9."""
+    min_replicas: int | None = Field(default=None, ge=0)
+    """Replicas always running. Default: 0 in dev (scale to zero), 1 in staging, 2 in prod (at least 2 there)."""
+    max_replicas: int = Field(ge=1)
+    """Most replicas at peak. Required."""
+    queue_depth_target: int = Field(default=5, ge=1)
+    """Waiting requests per replica (``vllm:num_requests_waiting``) that trigger a scale-up. Default: 5."""
+    extra_args: list[str] = Field(default_factory=list)
+    """More vLLM engine flags, e.g. ``["--enable-prefix-caching"]``. Default: none."""
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if not PINNED_IMAGE.match(value):
+            raise ValueError("the image must be pinned by tag and digest: <repository>:<tag>@sha256:<64 hex>")
+        if ":latest@" in value:
+            raise ValueError("the tag must name a version, not latest")
+        return value
+
+    @field_validator("extra_args")
+    @classmethod
+    def _no_owned_flags(cls, value: list[str]) -> list[str]:
+        clash = sorted({arg.split("=", 1)[0] for arg in value} & VLLM_OWNED_FLAGS)
+        if clash:
+            raise ValueError(f"{', '.join(clash)} is set from the model's own keys; remove it from extraArgs")
+        return value
+
+    _max_not_below_min = field_validator("max_replicas")(_max_at_least_min("min_replicas", "minReplicas"))
+
+    @property
+    def artifact_prefix(self) -> str:
+        """Where mirrored weights live in the artifact bucket."""
+        return f"models/{self.model}/{self.revision}/"
 
 
 MAX_BUDGET_NOTIFICATIONS = 10
@@ -416,6 +500,8 @@ class EnvironmentSpec(SpecModel):
     """Backup policy. Default: the tier's."""
     budget: BudgetSpec
     """Monthly budget and alerts. Required."""
+    models: list[ModelSpec] = Field(default_factory=list)
+    """Models served on the GPU pools. Default: none."""
 
     @model_validator(mode="before")
     @classmethod
@@ -455,6 +541,12 @@ class EnvironmentSpec(SpecModel):
             },
         )
         fill("budget", {"anomalyDetection": tier.anomaly_detection})
+        models = data.get("models")
+        if isinstance(models, list):
+            data["models"] = [
+                {"minReplicas": tier.min_replicas, "weights": tier.weights, **m} if isinstance(m, dict) else m
+                for m in models
+            ]
         pools = data.get("gpuPools")
         if isinstance(pools, list):
             data["gpuPools"] = [{"capacity": tier.capacity, **p} if isinstance(p, dict) else p for p in pools]
@@ -661,6 +753,7 @@ def _tier_rules(spec: EnvironmentSpec) -> list[Problem]:
             reject(f"network.availabilityZones[{index}]", zone, f"must be a zone of region {spec.aws.region}")
     if len(set(zones)) != len(zones):
         reject("network.availabilityZones", zones, "zones must be distinct")
+    problems += _model_rules(spec)
     names = [pool.name for pool in spec.gpu_pools]
     for name in sorted({n for n in names if names.count(n) > 1}):
         reject("gpuPools", names, f"pool name {name!r} is used more than once")
@@ -672,6 +765,58 @@ def _tier_rules(spec: EnvironmentSpec) -> list[Problem]:
     for index, key in enumerate(config_keys):
         if key in _FIELD_BY_KEY:
             reject(f"secrets[{index}].configKey", key, "clashes with a Keel config key; choose another name")
+    return problems
+
+
+def _model_rules(spec: EnvironmentSpec) -> list[Problem]:
+    """Each model fits its pool, and the tier's floor and weight source."""
+    problems: list[Problem] = []
+    pools = {pool.name: pool for pool in spec.gpu_pools}
+    demand: dict[str, int] = {}
+    for index, model in enumerate(spec.models):
+        path = ("models", (index,))
+
+        def reject(key: str, value: Any, message: str, path: tuple[str, tuple[int, ...]] = path) -> None:
+            problems.append(Problem(_key_path(path[0], (*path[1], key)), message, value))
+
+        pool = pools.get(model.pool)
+        if pool is None:
+            reject("pool", model.pool, f"no such GPU pool; allowed: {', '.join(sorted(pools))}")
+            continue
+        if model.gpus_per_replica > pool.gpus_per_node:
+            reject(
+                "gpusPerReplica",
+                model.gpus_per_replica,
+                f"pool {pool.name!r} has {pool.gpus_per_node} GPU(s) per node; a replica cannot span nodes",
+            )
+            continue
+        replicas_per_node = pool.gpus_per_node // model.gpus_per_replica
+        demand[pool.name] = demand.get(pool.name, 0) + -(-model.max_replicas // replicas_per_node)
+        if spec.tier == "prod" and (model.min_replicas or 0) < 2:
+            reject("minReplicas", model.min_replicas, "prod serves every model from at least 2 replicas")
+        if spec.tier == "prod" and model.weights != "artifact-bucket":
+            reject(
+                "weights",
+                model.weights,
+                "prod loads weights from the artifact bucket, never a public hub at scale-up",
+            )
+    for pool_name, nodes in demand.items():
+        pool = pools[pool_name]
+        if nodes > pool.max_size:
+            users = [m.name for m in spec.models if m.pool == pool_name]
+            problems.append(
+                Problem(
+                    _key_path("models", ()),
+                    f"models {', '.join(users)} need {nodes} nodes of pool {pool_name!r} at "
+                    f"maxReplicas, more than its maxSize ({pool.max_size})",
+                    [m.max_replicas for m in spec.models if m.pool == pool_name],
+                )
+            )
+    names = [m.name for m in spec.models]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(
+            Problem(_key_path("models", ()), f"model name {name!r} is used more than once", names)
+        )
     return problems
 
 

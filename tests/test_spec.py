@@ -79,8 +79,8 @@ def test_prod_capacity_plan_is_on_demand_floor_with_spot_burst() -> None:
         ("ON_DEMAND", 2, 2),
         ("SPOT", 0, 6),
     ]
-    # 8 x g6 (1 GPU) + 3 x g6e.12xlarge (4 GPUs)
-    assert spec.max_gpus == 8 + 12
+    # 8 x g6 (1 GPU) + 4 x g6e.12xlarge (4 GPUs)
+    assert spec.max_gpus == 8 + 16
 
 
 # ------------------------------------------------------------------------------------------- bad input
