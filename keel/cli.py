@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from keel.config import environment_name
 from keel.engine import PlanError
+from keel.manifests import write_manifests
 from keel.plan import ENVIRONMENTS_DIR, environment_file, plan_environment
 from keel.policy import PolicyConfigError, rule_table
 from keel.render import (
@@ -83,6 +84,12 @@ def plan(  # noqa: PLR0917 (typer maps parameters to options)
             help="A --policy-pack-config file (default: policies/config/<ENV>.json, else <tier>.json).",
         ),
     ] = None,
+    manifests_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifests", help="Also write every Kubernetes object (and Helm values) as YAML here."
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of program failures.")] = False,
 ) -> None:
     """Show what `pulumi up` would create for each environment, and what the policy pack says, offline."""
@@ -127,6 +134,12 @@ def plan(  # noqa: PLR0917 (typer maps parameters to options)
                 "(--debug shows the traceback)",
                 EXIT_PROGRAM_FAILED,
             ) from None
+        if manifests_dir is not None:
+            target = manifests_dir / result.environment if len(paths) > 1 else manifests_dir
+            written = write_manifests(result.graph, target)
+            Console(stderr=True, highlight=False).print(
+                f"wrote {len(written)} manifests to {escape(str(target))}"
+            )
         if output_format is OutputFormat.json:
             sys.stdout.write(render_json(result) + "\n")
         elif output_format is OutputFormat.markdown:

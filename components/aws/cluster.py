@@ -435,12 +435,14 @@ class Cluster(pulumi.ComponentResource):
         namespace: str,
         service_account: str,
         policy_arns: Sequence[StrInput] = (),
+        inline_policy: StrInput | None = None,
         parent: pulumi.Resource | None = None,
     ) -> aws.iam.Role:
         """An IAM role that only ``namespace/service_account`` in this cluster can assume (IRSA).
 
         Creates the role (logical name ``name``) and one attachment per policy ARN (``<name>-policy-<n>``),
-        parented to ``parent`` (default: this cluster), so later components (cluster autoscaler, external
+        plus ``inline_policy`` (a policy document) if given, parented to ``parent`` (default: this cluster),
+        so later components (cluster autoscaler, external
         secrets, model servers) get roles with the same trust policy. Annotate the service account with
         ``eks.amazonaws.com/role-arn: <role.arn>``.
         """
@@ -457,5 +459,6 @@ class Cluster(pulumi.ComponentResource):
             ),
             tags=named_tags(self._tags, name),
             policies={f"{name}-policy-{index}": arn for index, arn in enumerate(policy_arns)},
+            inline_policy=inline_policy,
         )
         return role

@@ -18,11 +18,14 @@ def role_with_policies(
     trust_policy: StrInput,
     tags: Mapping[str, str],
     policies: Mapping[str, StrInput],
+    inline_policy: StrInput | None = None,
 ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
     """An IAM role and one attachment per policy, all children of ``parent``.
 
     ``policies`` maps each attachment's logical name to the policy ARN. Logical names are state identity,
-    so callers spell them out (renaming one would replace the attachment).
+    so callers spell them out (renaming one would replace the attachment). ``inline_policy`` (a policy
+    document, default none) becomes the role's own ``<logical_name>-inline`` policy, for grants scoped to one
+    workload's resources.
     """
     role = aws.iam.Role(
         logical_name,
@@ -37,4 +40,8 @@ def role_with_policies(
         )
         for attachment_name, policy_arn in policies.items()
     ]
+    if inline_policy is not None:
+        aws.iam.RolePolicy(
+            f"{logical_name}-inline", role=role.id, policy=inline_policy, opts=child_options(parent)
+        )
     return role, attachments
