@@ -51,6 +51,11 @@ def resolved(value: T | None, key: str) -> T:
     return value
 
 
+def artifact_bucket_name(spec: EnvironmentSpec) -> str:
+    """The environment's model and artifact bucket: ``keel-<env>-artifacts-<account id>``."""
+    return f"{spec.name_prefix}-artifacts-{spec.aws.account_id}"
+
+
 def vault_lock(spec: EnvironmentSpec, daily_retention_days: int) -> VaultLock:
     """The tier's vault lock: recovery points kept at least a week (or the daily retention, if shorter).
 
@@ -205,6 +210,9 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
             name_prefix=prefix,
             data_key_arn=keys.arn("data"),
             backup_key_arn=keys.arn("backup"),
+            # A deterministic name (unique through the account id) so operators can mirror model weights to a
+            # documented s3:// path, and model servers can be pointed at it without waiting for the cloud.
+            bucket_name=artifact_bucket_name(spec),
             noncurrent_version_days=backups_spec.noncurrent_version_days,
             daily_retention_days=daily_days,
             weekly_retention_days=backups_spec.weekly_retention_days,
