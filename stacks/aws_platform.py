@@ -18,6 +18,7 @@ from components.aws.network import Network, NetworkArgs
 from components.aws.node_group import GpuNodePool, GpuNodePoolArgs
 from components.aws.secrets import Secrets, SecretsArgs, SecretSpec
 from components.base import AwsContext, Stateful
+from stacks import inference
 from stacks.spec import EnvironmentSpec, GpuPoolSpec
 
 T = TypeVar("T")
@@ -245,7 +246,20 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
         opts=opts,
     )
 
-    outputs: dict[str, Any] = {
+    outputs: dict[str, Any] = {}
+    if spec.models:
+        outputs |= inference.build(
+            spec,
+            context=context,
+            aws_provider=provider,
+            cluster=cluster,
+            gpu_pools=pools,
+            backups=backups,
+            secrets=secrets,
+            secrets_key_arn=keys.arn("secrets"),
+            bucket_name=artifact_bucket_name(spec),
+        )
+    outputs |= {
         "environment": spec.environment,
         "region": spec.aws.region,
         "vpcId": network.vpc_id,

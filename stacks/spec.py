@@ -388,6 +388,11 @@ class ModelSpec(SpecModel):
     """Waiting requests per replica (``vllm:num_requests_waiting``) that trigger a scale-up. Default: 5."""
     extra_args: list[str] = Field(default_factory=list)
     """More vLLM engine flags, e.g. ``["--enable-prefix-caching"]``. Default: none."""
+    client_namespaces: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]] = Field(
+        default_factory=list
+    )
+    """Namespaces whose pods may call the model directly (NetworkPolicy). Default: none; scale-to-zero models
+    are called through the KEDA HTTP interceptor, which is always allowed."""
 
     @field_validator("image")
     @classmethod

@@ -80,8 +80,8 @@ EXPECTED_COUNTS: dict[str, tuple[int, int, int]] = {
     "aws:eks/cluster:Cluster": (1, 1, 1),
     "aws:eks/nodeGroup:NodeGroup": (2, 3, 5),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": (1, 1, 1),
-    "aws:iam/role:Role": (7, 8, 10),
-    "aws:iam/rolePolicy:RolePolicy": (2, 2, 2),
+    "aws:iam/role:Role": (10, 11, 14),
+    "aws:iam/rolePolicy:RolePolicy": (5, 5, 6),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (11, 13, 17),
     "aws:kms/alias:Alias": (6, 6, 7),
     "aws:kms/key:Key": (6, 6, 7),
@@ -104,7 +104,22 @@ EXPECTED_COUNTS: dict[str, tuple[int, int, int]] = {
     "keel:aws:Network": (1, 1, 1),
     "keel:aws:NodeGroup": (1, 1, 1),
     "keel:aws:Secrets": (1, 1, 1),
+    "keel:k8s:ClusterAddons": (1, 1, 1),
+    "keel:k8s:InferenceService": (1, 1, 2),
+    "kubernetes:apps/v1:Deployment": (1, 1, 2),
+    "kubernetes:core/v1:Namespace": (7, 7, 8),
+    "kubernetes:core/v1:Service": (1, 1, 2),
+    "kubernetes:core/v1:ServiceAccount": (2, 2, 3),
+    "kubernetes:external-secrets.io/v1:ClusterSecretStore": (1, 1, 1),
+    "kubernetes:external-secrets.io/v1:ExternalSecret": (1, 1, 0),
+    "kubernetes:helm.sh/v3:Release": (7, 7, 7),
+    "kubernetes:http.keda.sh/v1alpha1:HTTPScaledObject": (1, 0, 0),
+    "kubernetes:keda.sh/v1alpha1:ScaledObject": (1, 1, 2),
+    "kubernetes:monitoring.coreos.com/v1:PodMonitor": (1, 1, 2),
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": (3, 3, 6),
+    "kubernetes:policy/v1:PodDisruptionBudget": (0, 0, 2),
     "pulumi:providers:aws": (1, 1, 2),
+    "pulumi:providers:kubernetes": (1, 1, 1),
 }
 
 
@@ -271,7 +286,7 @@ def test_every_taggable_resource_carries_the_required_tags(plans: dict[str, Plan
     expected = {key: plans[env].spec.merged_tags[key] for key in REQUIRED_TAG_KEYS}
     assert expected["environment"] == env
     assert expected["managed-by"] == "keel"
-    custom = [r for r in graph if r.custom and not r.type.startswith("pulumi:providers:")]
+    custom = [r for r in graph if r.custom and r.type.startswith("aws:")]
     taggable = [r for r in custom if accepts_tags(r.type)]
     assert len(taggable) > len(custom) / 2, "the taggability check found too few taggable types"
     missing = {
@@ -300,8 +315,13 @@ def test_every_resource_uses_an_explicit_provider_pinned_to_the_account(
     for provider in providers.values():
         assert json.loads(provider.inputs["allowedAccountIds"]) == [spec.aws.account_id]
         assert json.loads(provider.inputs["defaultTags"])["tags"] == spec.merged_tags
-    custom = [r for r in graph if r.custom and not r.type.startswith("pulumi:providers:")]
-    assert [r.name for r in custom if r.provider not in providers] == []
+    aws_resources = [r for r in graph if r.custom and r.type.startswith("aws:")]
+    assert [r.name for r in aws_resources if r.provider not in providers] == []
+    # Everything in the cluster goes through the one provider built from the cluster's own kubeconfig.
+    (kubernetes,) = graph.of_type("pulumi:providers:kubernetes")
+    in_cluster = [r for r in graph if r.custom and r.type.startswith("kubernetes:")]
+    assert in_cluster
+    assert [r.name for r in in_cluster if r.provider != kubernetes.urn] == []
 
 
 @pytest.mark.parametrize("env", ENVS)
