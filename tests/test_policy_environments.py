@@ -134,6 +134,13 @@ BROKEN = [
     ),
     ("gpu cap exceeded", "prod", _pool(0, "maxSize", 30), 1, "gpu-count-cap"),
     (
+        "unpinned image",
+        "prod",
+        lambda c: c["keel:models"][0].__setitem__("image", "vllm/vllm-openai:latest"),
+        2,
+        "keel:models[0].image",
+    ),
+    (
         "gpu type outside the allow-list",
         "prod",
         _pool(1, "instanceTypes", ["p5.48xlarge"]),

@@ -254,6 +254,67 @@ BAD_INPUTS = [
         ["keel:gpuPools[0].labels", "invalid Kubernetes label team=a b"],
     ),
     ("stack name markup survives", "dev", _set("keel:tier", "[bold]x"), ["keel:tier", "'[bold]x'"]),
+    # Models.
+    (
+        "model on a missing pool",
+        "dev",
+        _set("keel:models.0.pool", "h100"),
+        ["keel:models[0].pool", "'h100'", "no such GPU pool; allowed: l4"],
+    ),
+    (
+        "model wider than a node",
+        "dev",
+        _set("keel:models.0.gpusPerReplica", 2),
+        ["keel:models[0].gpusPerReplica", "= 2", "1 GPU(s) per node; a replica cannot span nodes"],
+    ),
+    (
+        "models outgrow the pool",
+        "dev",
+        _set("keel:models.0.maxReplicas", 3),
+        ["keel:models", "need 3 nodes of pool 'l4'", "maxSize (2)"],
+    ),
+    (
+        "model min above max",
+        "staging",
+        _set("keel:models.0.minReplicas", 5),
+        ["keel:models[0].maxReplicas", "at least minReplicas (5)"],
+    ),
+    (
+        "unpinned model image",
+        "dev",
+        _set("keel:models.0.image", "vllm/vllm-openai:v0.11.0"),
+        ["keel:models[0].image", "pinned by tag and digest"],
+    ),
+    (
+        "latest model image",
+        "dev",
+        _set("keel:models.0.image", "vllm/vllm-openai:latest@sha256:" + "0" * 64),
+        ["keel:models[0].image", "not latest"],
+    ),
+    (
+        "model revision is a branch",
+        "dev",
+        _set("keel:models.0.revision", "main"),
+        ["keel:models[0].revision", "'main'"],
+    ),
+    (
+        "model flag set twice",
+        "dev",
+        _set("keel:models.0.extraArgs", ["--max-model-len=4096"]),
+        ["keel:models[0].extraArgs", "--max-model-len is set from the model's own keys"],
+    ),
+    (
+        "single replica in prod",
+        "prod",
+        _set("keel:models.0.minReplicas", 1),
+        ["keel:models[0].minReplicas", "at least 2 replicas"],
+    ),
+    (
+        "hub weights in prod",
+        "prod",
+        _set("keel:models.0.weights", "hub"),
+        ["keel:models[0].weights", "artifact bucket"],
+    ),
     # Unsafe overrides for the tier.
     (
         "public endpoint in prod",
