@@ -1,6 +1,7 @@
 """How fast ``keel plan`` is: wall time and peak memory of planning each environment, against a floor.
 
-What it measures, per case (dev, staging, prod from ``environments/``; prod scaled to 10 and 50 GPU pools):
+What it measures, per case (dev, staging, prod from ``environments/``; prod scaled to 10 and 50 GPU pools; prod
+with 1, 10 and 50 models, each a copy of prod's first model):
 
 * **plan** - the ``plan_environment(path)`` call itself: read and validate the stack file, run the real stack
   program under Pulumi's mock runtime (``keel.engine.run_program``), record the graph.
@@ -19,6 +20,10 @@ Every measurement runs in a fresh subprocess (``plan_bench.py --one CASE``), seq
 the table shows the median and the min. The target applies to prod: plan within 1.5x the floor and under 5 s.
 Figures are printed, never asserted: timings depend on the machine.
 
+Model scaling: with two or more of the ``prod-models-N`` cases, a second table gives the cost of each model added
+(ms per model, between consecutive N) for the plan, the floor and their difference (what Keel's components add
+per model), and says whether the plan's per-model slope stays roughly flat (linear) as N grows.
+
 Bytecode: if the environment sets ``PYTHONDONTWRITEBYTECODE`` (and the venv has no ``.pyc`` files), every
 process compiles ``pulumi_aws`` from source, seconds per run. By default the children therefore write and read
 bytecode under a private ``PYTHONPYCACHEPREFIX`` in the temp directory (nothing is written into the repository
@@ -29,6 +34,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/plan_bench.py                 # the table (about two minutes on 2 cores)
     .venv/bin/python benchmarks/plan_bench.py --json          # the same, machine-readable
     .venv/bin/python benchmarks/plan_bench.py --profile prod  # cProfile of one prod plan: where time goes
+    .venv/bin/python benchmarks/plan_bench.py --cases prod-models-1,prod-models-10,prod-models-50  # per model
 
 Other sessions running on the machine skew the figures; the header prints the load average.
 """
@@ -39,6 +45,7 @@ import argparse
 import cProfile
 import gc
 import importlib
+import itertools
 import json
 import os
 import platform
@@ -60,9 +67,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-CASES = ("dev", "staging", "prod", "prod-10", "prod-50")
+DEFAULT_CASES = ("dev", "staging", "prod", "prod-10", "prod-50")
 #: Scaled cases: GPU pools in prod's config, all copies of its first pool.
 SCALED = {"prod-10": 10, "prod-50": 50}
+#: Model cases: models in prod's config, all copies of its first model (run on request: ``--cases``).
+MODEL_SCALED = {"prod-models-1": 1, "prod-models-10": 10, "prod-models-50": 50}
+CASES = (*DEFAULT_CASES, *MODEL_SCALED)
+#: Per-model slope growth (later slope / earlier slope) still called roughly linear.
+LINEAR_TOLERANCE = 1.5
 TARGET_CASE = "prod"
 TARGET_RATIO = 1.5
 TARGET_SECONDS = 5.0
@@ -105,16 +117,28 @@ def case_path(case: str, directory: Path) -> Path:
     """The stack file a case plans; scaled cases are written to ``directory`` as ``Pulumi.prod.yaml``."""
     from keel.plan import environment_file  # noqa: PLC0415 (imported after the import phase is timed)
 
-    if case not in SCALED:
+    if case not in SCALED and case not in MODEL_SCALED:
         return environment_file(case)
     import yaml  # noqa: PLC0415
 
     # The raw document, not ``read_stack_file``: that masks secure values, which must be copied verbatim.
     document = yaml.safe_load(environment_file("prod").read_text(encoding="utf-8"))
-    template = document["config"]["keel:gpuPools"][0]
-    document["config"]["keel:gpuPools"] = [
-        {**template, "name": f"pool-{index:02d}"} for index in range(1, SCALED[case] + 1)
-    ]
+    config = document["config"]
+    if case in SCALED:
+        template = config["keel:gpuPools"][0]
+        config["keel:gpuPools"] = [
+            {**template, "name": f"pool-{index:02d}"} for index in range(1, SCALED[case] + 1)
+        ]
+    else:
+        count = MODEL_SCALED[case]
+        model = config["keel:models"][0]
+        config["keel:models"] = [
+            {**model, "name": f"{model['name']}-{index:02d}"} for index in range(1, count + 1)
+        ]
+        # Room for every copy at maxReplicas (a replica needs at most one node), so the spec validates.
+        for pool in config["keel:gpuPools"]:
+            if pool["name"] == model["pool"]:
+                pool["maxSize"] = max(pool["maxSize"], count * model["maxReplicas"])
     # Same file name, so the environment (stack) is still ``prod``; no siblings, so no isolation check reads.
     path = directory / "Pulumi.prod.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
@@ -374,6 +398,76 @@ def render_table(results: list[CaseResult]) -> str:
     return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
 
 
+def model_scaling(results: list[CaseResult]) -> dict[str, Any] | None:
+    """Cost per model added between consecutive ``prod-models-N`` cases; ``None`` with fewer than two."""
+    by_count = sorted(
+        ((MODEL_SCALED[r.case], r) for r in results if r.case in MODEL_SCALED), key=lambda pair: pair[0]
+    )
+    if len(by_count) < 2:
+        return None
+    steps = []
+    for (low, a), (high, b) in itertools.pairwise(by_count):
+        added = high - low
+        plan_ms = (b.plan_median - a.plan_median) * 1000 / added
+        floor_ms = (b.floor_median - a.floor_median) * 1000 / added
+        steps.append(
+            {
+                "from": low,
+                "to": high,
+                "resources_per_model": (b.resources - a.resources) / added,
+                "plan_ms_per_model": plan_ms,
+                "floor_ms_per_model": floor_ms,
+                "keel_ms_per_model": plan_ms - floor_ms,
+            }
+        )
+
+    def growth(key: str) -> float:
+        first, last = steps[0][key], steps[-1][key]
+        return last / first if first > 0 else float("inf")
+
+    return {
+        "steps": steps,
+        "slope_growth": growth("plan_ms_per_model"),
+        "keel_slope_growth": growth("keel_ms_per_model"),
+        "linear": growth("plan_ms_per_model") <= LINEAR_TOLERANCE,
+        "tolerance": LINEAR_TOLERANCE,
+    }
+
+
+def render_model_scaling(scaling: Mapping[str, Any]) -> str:
+    header = ["models", "resources/model", "plan ms/model", "floor ms/model", "Keel ms/model"]
+    rows = [header] + [
+        [
+            f"{s['from']} -> {s['to']}",
+            f"{s['resources_per_model']:.1f}",
+            f"{s['plan_ms_per_model']:.1f}",
+            f"{s['floor_ms_per_model']:.1f}",
+            f"{s['keel_ms_per_model']:.1f}",
+        ]
+        for s in scaling["steps"]
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    verdict = (
+        "roughly linear" if scaling["linear"] else "NOT linear: each model costs more as models are added"
+    )
+    lines.append(
+        f"per-model plan slope, last step / first step = {scaling['slope_growth']:.2f} "
+        f"(<= {scaling['tolerance']:g} reads as linear): {verdict}"
+    )
+    lines.append(
+        f"the same for Keel ms/model = {scaling['keel_slope_growth']:.2f} (noisier: the floor's own cost per "
+        "resource is not constant, so plan minus floor moves with it)"
+    )
+    return "\n".join(lines)
+
+
 LEGEND = """\
 resources  custom resources registered (components not counted); the floor registers as many
 import s   process spawn -> Python, pulumi, pulumi_aws, Keel and the SDK modules the case uses imported (median)
@@ -390,8 +484,12 @@ def run_all(cases: list[str], repeat: int, inherit_bytecode: bool, gc_freeze: bo
         print(f"plan_bench: {case} ...", file=sys.stderr, flush=True)
         results.append(bench_case(case, repeat, env))
     info["load_after"] = _load()
+    scaling = model_scaling(results)
     if as_json:
-        print(json.dumps({"machine": info, "cases": [r.summary() for r in results]}, indent=2))
+        output: dict[str, Any] = {"machine": info, "cases": [r.summary() for r in results]}
+        if scaling is not None:
+            output["model_scaling"] = scaling
+        print(json.dumps(output, indent=2))
         return
     print(
         f"machine: {info['nproc']} CPUs, {info['implementation']} {info['python']}, {info['platform']}; "
@@ -406,6 +504,10 @@ def run_all(cases: list[str], repeat: int, inherit_bytecode: bool, gc_freeze: bo
     print(render_table(results))
     print()
     print(LEGEND)
+    if scaling is not None:
+        print()
+        print("cost of each model added (prod-models-N: copies of prod's first model; medians):")
+        print(render_model_scaling(scaling))
 
 
 def profile(
@@ -471,7 +573,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per figure (default 3)")
     parser.add_argument(
-        "--cases", default=",".join(CASES), help=f"comma-separated (default {','.join(CASES)})"
+        "--cases",
+        default=",".join(DEFAULT_CASES),
+        help=f"comma-separated, from {','.join(CASES)} (default {','.join(DEFAULT_CASES)})",
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable results instead")
     parser.add_argument("--profile", metavar="CASE", choices=CASES, help="cProfile one plan of CASE")

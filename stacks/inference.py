@@ -41,13 +41,10 @@ def kubernetes_provider(cluster: Cluster) -> kubernetes.Provider:
     )
 
 
-def _model_policy(
-    spec: EnvironmentSpec, model: ModelSpec, backups: Backups, secrets: Secrets | None
-) -> list[PolicyStatement]:
+def _model_policy(model: ModelSpec, backups: Backups) -> list[PolicyStatement]:
+    # Hub models need no AWS access: External Secrets (its own role) delivers the token as a Kubernetes Secret.
     if model.weights == "artifact-bucket":
         return backups.read_policy_statements(model.artifact_prefix)
-    if secrets is not None and HUB_TOKEN_SECRET in secrets.arns:
-        return secrets.read_policy_statements([HUB_TOKEN_SECRET])
     return []
 
 
@@ -82,7 +79,7 @@ def build(
     models: dict[str, Any] = {}
     for model in spec.models:
         namespace = f"model-{model.name}"
-        statements = _model_policy(spec, model, backups, secrets)
+        statements = _model_policy(model, backups)
         role = (
             cluster.irsa_role(
                 f"model-{model.name}-irsa",
@@ -115,6 +112,8 @@ def build(
                 tensor_parallel_size=model.gpus_per_replica,
                 max_model_len=model.max_model_len,
                 gpu_memory_utilization=model.gpu_memory_utilization,
+                cpu_request=model.cpu_request,
+                memory_request_gib=model.memory_request_gib,
                 extra_args=tuple(model.extra_args),
                 gpu_pool=model.pool,
                 spread_across_zones=spec.tier == "prod",

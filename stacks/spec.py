@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from components.k8s.inference_service import MANAGED_FLAGS
 from stacks.catalogue import gpu_instance
 
 Tier = Literal["dev", "staging", "prod"]
@@ -341,27 +342,16 @@ class BackupSpec(SpecModel):
 
 #: An image reference pinned by version tag and digest: [registry/]repository:tag@sha256:<64 hex>.
 PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*:[\w][\w.-]*@sha256:[0-9a-f]{64}$")
-#: Engine flags Keel sets from a model's own keys (extraArgs may not repeat them).
-VLLM_OWNED_FLAGS = frozenset(
-    {
-        "--model",
-        "--revision",
-        "--tensor-parallel-size",
-        "--max-model-len",
-        "--gpu-memory-utilization",
-        "--port",
-        "--served-model-name",
-        "--download-dir",
-        "--host",
-    }
-)
+#: Engine flags Keel sets from a model's own keys (extraArgs may not repeat them): the component's own list.
+VLLM_OWNED_FLAGS = MANAGED_FLAGS
 
 
 class ModelSpec(SpecModel):
     """A model served by vLLM on one GPU pool, autoscaled on its queue depth."""
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", max_length=40)]
-    """The model's name in Keel: its namespace is ``model-<name>``, and clients ask for it by this name. Required."""
+    """The model's name in Keel: its namespace is ``model-<name>`` and its Service is ``<name>``; clients put the
+    hub id (``model``) in their requests' ``"model"`` field. Required."""
     model: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")]
     """The Hugging Face model id, e.g. ``Qwen/Qwen2.5-7B-Instruct``. Required."""
     revision: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
@@ -388,6 +378,10 @@ class ModelSpec(SpecModel):
     """Waiting requests per replica (``vllm:num_requests_waiting``) that trigger a scale-up. Default: 5."""
     extra_args: list[str] = Field(default_factory=list)
     """More vLLM engine flags, e.g. ``["--enable-prefix-caching"]``. Default: none."""
+    cpu: float | None = Field(default=None, gt=0)
+    """CPU cores requested per replica. Default: 3 per GPU."""
+    memory_gib: int | None = Field(default=None, ge=1)
+    """Memory requested per replica, GiB (vLLM stages weights through host memory). Default: 24 per GPU."""
     client_namespaces: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]] = Field(
         default_factory=list
     )
@@ -412,6 +406,16 @@ class ModelSpec(SpecModel):
         return value
 
     _max_not_below_min = field_validator("max_replicas")(_max_at_least_min("min_replicas", "minReplicas"))
+
+    @property
+    def cpu_request(self) -> float:
+        """CPU cores per replica (the configured value or 3 per GPU)."""
+        return self.cpu if self.cpu is not None else 3.0 * self.gpus_per_replica
+
+    @property
+    def memory_request_gib(self) -> int:
+        """Memory per replica in GiB (the configured value or 24 per GPU)."""
+        return self.memory_gib if self.memory_gib is not None else 24 * self.gpus_per_replica
 
     @property
     def artifact_prefix(self) -> str:
@@ -793,6 +797,20 @@ def _model_rules(spec: EnvironmentSpec) -> list[Problem]:
                 "gpusPerReplica",
                 model.gpus_per_replica,
                 f"pool {pool.name!r} has {pool.gpus_per_node} GPU(s) per node; a replica cannot span nodes",
+            )
+            continue
+        # Pool types are validated against the catalogue, so every lookup succeeds.
+        entries = [entry for t in pool.instance_types if (entry := gpu_instance(t)) is not None]
+        smallest = min(entries, key=lambda entry: (entry.vcpus, entry.memory_gib))
+        # What a node keeps for itself and its daemons (kubelet reservations, CNI, device plugin, exporters).
+        usable_cpu, usable_memory = smallest.vcpus - 1, smallest.memory_gib * 0.85 - 1
+        if model.cpu_request > usable_cpu or model.memory_request_gib > usable_memory:
+            reject(
+                "memoryGib" if model.memory_request_gib > usable_memory else "cpu",
+                {"cpu": model.cpu_request, "memoryGib": model.memory_request_gib},
+                f"a replica does not fit pool {pool.name!r}'s smallest type ({smallest.vcpus} vCPU, "
+                f"{smallest.memory_gib} GiB: about {usable_cpu} vCPU and {usable_memory:.0f} GiB usable); "
+                "choose larger instance types or smaller requests",
             )
             continue
         replicas_per_node = pool.gpus_per_node // model.gpus_per_replica

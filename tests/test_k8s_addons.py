@@ -538,4 +538,8 @@ def test_no_secrets_means_no_secret_delivery() -> None:
     assert planned.of_type("kubernetes:external-secrets.io/v1:ClusterSecretStore") == []
     namespaces = {r.inputs["metadata"]["name"] for r in planned.of_type("kubernetes:core/v1:Namespace")}
     assert "external-secrets" not in namespaces
-    assert (addons.secret_store_name, addons.secret_store, addons.external_secrets_role_arn) == (None, None, None)
+    assert (addons.secret_store_name, addons.secret_store, addons.external_secrets_role_arn) == (
+        None,
+        None,
+        None,
+    )

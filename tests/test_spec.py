@@ -451,3 +451,12 @@ def test_parse_spec_is_independent_of_files() -> None:
     spec = parse_spec(config, environment="staging-eu", source="inline")
     assert spec.environment == "staging-eu"
     assert spec.name_prefix == "keel-staging-eu"
+
+
+def test_fails_when_a_replica_does_not_fit_the_pool_nodes(write_env: WriteEnv) -> None:
+    def mutate(config: dict[str, Any]) -> None:
+        config["keel:gpuPools"][0]["instanceTypes"] = ["g6.xlarge"]  # 4 vCPU, 16 GiB
+
+    message = _error(write_env("dev", _mutated("dev", mutate)))
+    assert "keel:models[0].memoryGib" in message
+    assert "does not fit pool 'l4''s smallest type (4 vCPU, 16 GiB" in message

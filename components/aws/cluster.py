@@ -27,6 +27,9 @@ AddonName = Literal["vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns"
 # DaemonSets that nodes need to become Ready go in before the system node group; Deployments that need a
 # node to run on (and would otherwise sit DEGRADED) go in after it.
 _ADDONS_BEFORE_NODES: tuple[AddonName, ...] = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+#: Add-on settings (the add-on's configuration schema). The VPC CNI enforces NetworkPolicies only when asked:
+#: without this, every model's default-deny policy would be accepted by the API server and ignored.
+ADDON_CONFIGURATION: dict[AddonName, str] = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
 _ADDONS_AFTER_NODES: tuple[AddonName, ...] = ("coredns", "aws-ebs-csi-driver")
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})$")
@@ -348,6 +351,7 @@ class Cluster(pulumi.ComponentResource):
                 addon_name=addon_name,
                 addon_version=args.addon_versions.get(addon_name),
                 service_account_role_arn=addon_role.arn if addon_role else None,
+                configuration_values=ADDON_CONFIGURATION.get(addon_name),
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 tags=named_tags(args.tags, f"{args.cluster_name}-{addon_name}"),
