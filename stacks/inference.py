@@ -73,6 +73,7 @@ def build(
             secrets_key_arn=secrets_key_arn,
             tags=spec.merged_tags,
             kubernetes_version=spec.cluster.kubernetes_version,  # type: ignore[arg-type]  # validated by the spec
+            prometheus_persistent=spec.tier != "dev",
         ),
         opts=pulumi.ResourceOptions(providers=[aws_provider, k8s], depends_on=[*gpu_pools]),
     )

@@ -113,11 +113,12 @@ EXPECTED_COUNTS: dict[str, tuple[int, int, int]] = {
     "kubernetes:external-secrets.io/v1:ClusterSecretStore": (1, 1, 1),
     "kubernetes:external-secrets.io/v1:ExternalSecret": (1, 1, 0),
     "kubernetes:helm.sh/v3:Release": (7, 7, 7),
-    "kubernetes:http.keda.sh/v1alpha1:HTTPScaledObject": (1, 0, 0),
+    "kubernetes:http.keda.sh/v1beta1:InterceptorRoute": (1, 0, 0),
     "kubernetes:keda.sh/v1alpha1:ScaledObject": (1, 1, 2),
     "kubernetes:monitoring.coreos.com/v1:PodMonitor": (1, 1, 2),
     "kubernetes:networking.k8s.io/v1:NetworkPolicy": (3, 3, 6),
     "kubernetes:policy/v1:PodDisruptionBudget": (0, 0, 2),
+    "kubernetes:storage.k8s.io/v1:StorageClass": (1, 1, 1),
     "pulumi:providers:aws": (1, 1, 2),
     "pulumi:providers:kubernetes": (1, 1, 1),
 }

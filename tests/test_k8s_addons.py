@@ -7,6 +7,7 @@ GPU agents on GPU nodes, resource requests everywhere, least-privilege IRSA role
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
@@ -22,6 +23,7 @@ from components.base import AwsContext
 from components.k8s.addons import (
     CHARTS,
     CLUSTER_AUTOSCALER_IMAGE_TAGS,
+    STORAGE_CLASS,
     ClusterAddons,
     ClusterAddonsArgs,
     ServiceEndpoint,
@@ -49,6 +51,7 @@ T_RELEASE = "kubernetes:helm.sh/v3:Release"
 T_NAMESPACE = "kubernetes:core/v1:Namespace"
 T_STORE = "kubernetes:external-secrets.io/v1:ClusterSecretStore"
 T_SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+T_STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 T_ROLE = "aws:iam/role:Role"
 T_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
@@ -128,6 +131,11 @@ def custom_plan() -> tuple[Graph, ClusterAddons]:
             secret_store_namespaces=["models"],
         )
     )
+
+
+@cache
+def persistent_plan() -> tuple[Graph, ClusterAddons]:
+    return plan_addons(args(prometheus_persistent=True, prometheus_volume_gib=200))
 
 
 def graph() -> Graph:
@@ -237,12 +245,16 @@ def test_each_release_goes_in_a_namespace_created_here_with_pod_security_labels(
 
 
 def test_plain_kubernetes_objects_are_valid_for_the_cluster_version() -> None:
-    checked = 0
+    checked: Counter[str] = Counter()
     for manifest in manifests(graph()):
-        if manifest.helm_header is None and manifest.document["apiVersion"] == "v1":
+        if manifest.helm_header is not None:
+            continue  # a Helm values file
+        api_version = manifest.document["apiVersion"]
+        # Built-in APIs only: the core group and *.k8s.io; custom resources have no schema there.
+        if api_version == "v1" or ".k8s.io/" in api_version:
             kubernetes_validate.validate(dict(manifest.document), "1.33.0", strict=True)
-            checked += 1
-    assert checked == 7, "six namespaces and the secrets reader service account"
+            checked[manifest.document["kind"]] += 1
+    assert checked == {"Namespace": 6, "ServiceAccount": 1, "StorageClass": 1}
 
 
 # -------------------------------------------------------------------------------------------- scheduling
@@ -409,6 +421,59 @@ def test_prometheus_retention_and_persistent_volume_follow_args() -> None:
     assert claim["resources"]["requests"]["storage"] == "100Gi"
 
 
+def test_storage_class_is_encrypted_gp3_from_the_ebs_csi_driver_retained_and_not_the_default() -> None:
+    plan, addons = default_plan()
+    storage_class = plan.one(T_STORAGE_CLASS)
+    assert storage_class.inputs["metadata"] == {"name": "keel-gp3-encrypted"}, "no default-class annotation"
+    assert storage_class.inputs["provisioner"] == "ebs.csi.aws.com"
+    assert storage_class.inputs["parameters"] == {"type": "gp3", "encrypted": "true"}
+    assert storage_class.inputs["reclaimPolicy"] == "Retain", "metrics outlive a release"
+    assert storage_class.inputs["volumeBindingMode"] == "WaitForFirstConsumer", "volume in the pod's zone"
+    assert storage_class.inputs["allowVolumeExpansion"] is True
+    assert storage_class.provider == K8S_PROVIDER
+    assert isinstance(addons.storage_class, k8s.storage.v1.StorageClass)
+    assert STORAGE_CLASS == "keel-gp3-encrypted"
+
+
+def test_prometheus_without_persistence_keeps_its_data_in_an_empty_dir() -> None:
+    plan = graph()
+    spec = values(plan, "kube-prometheus-stack")["prometheus"]["prometheusSpec"]
+    assert spec["storageSpec"] == {}
+    assert spec["retentionSize"] == ""
+    storage_class = plan.one(T_STORAGE_CLASS)
+    assert storage_class.urn not in release(plan, "kube-prometheus-stack").depends_on
+
+
+def test_persistent_prometheus_claims_a_volume_of_the_encrypted_class() -> None:
+    plan, _ = persistent_plan()
+    spec = values(plan, "kube-prometheus-stack")["prometheus"]["prometheusSpec"]
+    assert spec["storageSpec"] == {
+        "volumeClaimTemplate": {
+            "spec": {
+                "storageClassName": STORAGE_CLASS,
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "200Gi"}},
+            }
+        }
+    }
+    assert spec["retentionSize"] == "180GiB"
+    storage_class = plan.one(T_STORAGE_CLASS)
+    assert storage_class.urn in release(plan, "kube-prometheus-stack").depends_on, "class before the claim"
+
+
+def test_persistent_prometheus_may_name_keels_class_explicitly() -> None:
+    addons_args = args(prometheus_persistent=True, prometheus_storage_class=STORAGE_CLASS)
+    assert addons_args.prometheus_volume_class == STORAGE_CLASS
+
+
+def test_own_storage_class_is_used_without_depending_on_keels() -> None:
+    plan = custom_plan()[0]
+    claim = values(plan, "kube-prometheus-stack")["prometheus"]["prometheusSpec"]["storageSpec"]
+    assert claim["volumeClaimTemplate"]["spec"]["storageClassName"] == "gp3"
+    storage_class = plan.one(T_STORAGE_CLASS)
+    assert storage_class.urn not in release(plan, "kube-prometheus-stack").depends_on
+
+
 def test_dcgm_exporter_is_scraped_through_a_service_monitor() -> None:
     assert values(graph(), "dcgm-exporter")["serviceMonitor"]["enabled"] is True
 
@@ -504,6 +569,7 @@ def test_iam_uses_the_aws_provider_and_everything_in_the_cluster_the_kubernetes_
         T_ROLE_POLICY: 2,
         T_SERVICE_ACCOUNT: 1,
         T_STORE: 1,
+        T_STORAGE_CLASS: 1,
     }
     assert all(r.tags.items() >= TAGS.items() for r in plan.of_type(T_ROLE))
 
@@ -523,6 +589,11 @@ def test_iam_uses_the_aws_provider_and_everything_in_the_cluster_the_kubernetes_
         ({"secret_store_name": "AWS_Store"}, r"secret_store_name"),
         ({"secret_store_namespaces": ["Models"]}, r"\['Models'\] are not namespace names"),
         ({"kubernetes_version": "1.29"}, r"kubernetes_version"),
+        (
+            {"prometheus_persistent": True, "prometheus_storage_class": "gp2"},
+            r"prometheus_persistent=True uses the 'keel-gp3-encrypted' StorageClass but "
+            r"prometheus_storage_class='gp2' names another",
+        ),
     ],
 )
 def test_fails_addons_args(overrides: dict[str, Any], message: str) -> None:

@@ -28,7 +28,7 @@ T_SERVICE = "kubernetes:core/v1:Service"
 T_SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
 T_NAMESPACE = "kubernetes:core/v1:Namespace"
 T_SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
-T_HTTP_SCALED_OBJECT = "kubernetes:http.keda.sh/v1alpha1:HTTPScaledObject"
+T_INTERCEPTOR_ROUTE = "kubernetes:http.keda.sh/v1beta1:InterceptorRoute"
 T_NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 T_PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 T_EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
@@ -367,31 +367,33 @@ def test_scaled_object_bounds_are_the_tiers(plans: dict[str, Plan], env: str, na
 
 
 @PER_MODEL
-def test_only_dev_scales_to_zero_behind_an_http_scaled_object(
+def test_only_dev_scales_to_zero_behind_an_interceptor_route(
     plans: dict[str, Plan], env: str, name: str
 ) -> None:
     plan = plans[env]
     namespace = f"model-{name}"
-    http = in_namespace(plan.graph, T_HTTP_SCALED_OBJECT, namespace)
-    triggers = one_in(plan.graph, T_SCALED_OBJECT, namespace).inputs["spec"]["triggers"]
-    wakers = [t for t in triggers if t["type"] == "external-push"]
+    routes = in_namespace(plan.graph, T_INTERCEPTOR_ROUTE, namespace)
+    scaled = one_in(plan.graph, T_SCALED_OBJECT, namespace)
+    wakers = [t for t in scaled.inputs["spec"]["triggers"] if t["type"] == "external-push"]
     if env != "dev":
-        assert http == []
+        assert routes == []
         assert wakers == []
         return
-    (http_object,) = http
-    # The HTTPScaledObject only routes and reports; the one ScaledObject owns the Deployment's replica count.
-    annotations = http_object.inputs["metadata"].get("annotations") or {}
-    assert annotations.get("httpscaledobject.keda.sh/skip-scaledobject-creation") == "true"
-    spec = http_object.inputs["spec"]
-    assert spec["scaleTargetRef"]["name"] == deployment(plan, name).inputs["metadata"]["name"]
-    assert (
-        spec["scaleTargetRef"]["service"]
-        == one_in(plan.graph, T_SERVICE, namespace).inputs["metadata"]["name"]
-    )
-    assert spec["replicas"] == {"min": 0, "max": model_spec(plan, name).max_replicas}
+    (route,) = routes
+    # The InterceptorRoute only routes and reports; the one ScaledObject owns the Deployment's replica count.
+    service = one_in(plan.graph, T_SERVICE, namespace)
+    spec = route.inputs["spec"]
+    assert spec["target"] == {"service": service.inputs["metadata"]["name"], "port": 8000}
+    assert spec["rules"] == [
+        {"hosts": [f"{service.inputs['metadata']['name']}.{namespace}.svc.cluster.local"]}
+    ]
+    assert set(spec) == {"target", "rules", "scalingMetric"}
+    assert scaled.inputs["spec"]["minReplicaCount"] == 0
+    assert scaled.inputs["spec"]["maxReplicaCount"] == model_spec(plan, name).max_replicas
     (waker,) = wakers
-    assert waker["metadata"]["httpScaledObject"] == http_object.inputs["metadata"]["name"]
+    assert waker["metadata"]["interceptorRoute"] == route.inputs["metadata"]["name"]
+    assert "httpScaledObject" not in waker["metadata"]
+    assert route.urn in scaled.depends_on
 
 
 @PER_MODEL

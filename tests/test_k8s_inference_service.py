@@ -44,7 +44,7 @@ T_SERVICE = "kubernetes:core/v1:Service"
 T_PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 T_NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 T_SCALED = "kubernetes:keda.sh/v1alpha1:ScaledObject"
-T_HTTP_SCALED = "kubernetes:http.keda.sh/v1alpha1:HTTPScaledObject"
+T_ROUTE = "kubernetes:http.keda.sh/v1beta1:InterceptorRoute"
 T_POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 T_EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 T_COMPONENT = "keel:k8s:InferenceService"
@@ -149,9 +149,9 @@ ALL = pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 @pytest.mark.parametrize(
     ("scenario", "expected"),
     [
-        ("prod", {T_PDB: 1, T_HTTP_SCALED: 0, T_EXTERNAL_SECRET: 0}),
-        ("dev", {T_PDB: 0, T_HTTP_SCALED: 1, T_EXTERNAL_SECRET: 1}),
-        ("staging", {T_PDB: 0, T_HTTP_SCALED: 0, T_EXTERNAL_SECRET: 0}),
+        ("prod", {T_PDB: 1, T_ROUTE: 0, T_EXTERNAL_SECRET: 0}),
+        ("dev", {T_PDB: 0, T_ROUTE: 1, T_EXTERNAL_SECRET: 1}),
+        ("staging", {T_PDB: 0, T_ROUTE: 0, T_EXTERNAL_SECRET: 0}),
     ],
 )
 def test_resource_counts_per_scenario(scenario: str, expected: Mapping[str, int]) -> None:
@@ -441,30 +441,36 @@ def test_fallback_never_exceeds_the_ceiling() -> None:
 
 def test_scale_from_zero_uses_one_scaled_object_with_the_http_trigger() -> None:
     plan = graph("dev")
-    http = plan.one(T_HTTP_SCALED).inputs
-    assert http["metadata"]["annotations"] == {"httpscaledobject.keda.sh/skip-scaledobject-creation": "true"}
-    assert http["metadata"]["name"] != plan.one(T_SCALED).inputs["metadata"]["name"]
-    spec = http["spec"]
-    assert spec["hosts"] == ["qwen25-7b.model-qwen25-7b.svc.cluster.local"]
-    assert spec["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": "qwen25-7b",
-        "service": "qwen25-7b",
-        "port": 8000,
+    route = plan.one(T_ROUTE)
+    metadata = route.inputs["metadata"]
+    assert metadata["name"] == "qwen25-7b"
+    assert metadata["namespace"] == "model-qwen25-7b"
+    assert "annotations" not in metadata
+    # Routing by Host to the Service and the interceptor's concurrency metric; no replicas: KEDA's job.
+    assert route.inputs["spec"] == {
+        "target": {"service": "qwen25-7b", "port": 8000},
+        "rules": [{"hosts": ["qwen25-7b.model-qwen25-7b.svc.cluster.local"]}],
+        "scalingMetric": {"concurrency": {"targetValue": 100}},
     }
-    assert spec["replicas"] == {"min": 0, "max": 2}
-    triggers = scaled_object("dev")["triggers"]
+    scaled = plan.one(T_SCALED)
+    assert scaled.inputs["spec"]["minReplicaCount"] == 0
+    triggers = scaled.inputs["spec"]["triggers"]
     assert [t["type"] for t in triggers] == ["prometheus", "external-push"]
-    assert triggers[1]["metadata"] == {
-        "httpScaledObject": http["metadata"]["name"],
-        "scalerAddress": "keda-add-ons-http-external-scaler.keda:9090",
+    assert triggers[1] == {
+        "type": "external-push",
+        "name": "http-pending",
+        "metadata": {
+            "interceptorRoute": metadata["name"],
+            "scalerAddress": "keda-add-ons-http-external-scaler.keda:9090",
+        },
     }
+    # The add-on's scaler answers an empty metric spec for a route it cannot find: the route comes first.
+    assert route.urn in scaled.depends_on
 
 
 @pytest.mark.parametrize("scenario", ["prod", "staging"])
 def test_no_http_add_on_with_a_floor(scenario: str) -> None:
-    assert graph(scenario).of_type(T_HTTP_SCALED) == []
+    assert graph(scenario).of_type(T_ROUTE) == []
     assert [t["type"] for t in scaled_object(scenario)["triggers"]] == ["prometheus"]
 
 

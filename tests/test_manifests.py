@@ -69,7 +69,6 @@ CREDENTIAL_PATTERNS = {
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
 }
-SKIP_SCALEDOBJECT = "httpscaledobject.keda.sh/skip-scaledobject-creation"
 
 runner = CliRunner()
 Doc = dict[str, Any]
@@ -357,51 +356,53 @@ def scaling_problems(docs: list[Doc]) -> list[str]:
         elif "replicas" in target["spec"]:
             found.append(f"{where}: its target sets spec.replicas, which every apply would fight KEDA over")
         for trigger in spec["triggers"]:
-            wanted = trigger["metadata"].get("httpScaledObject")
-            if (
-                trigger["type"] == "external-push"
-                and wanted
-                and find(docs, "HTTPScaledObject", ns(so), wanted) is None
-            ):
+            if trigger["type"] != "external-push":
+                continue
+            if "httpScaledObject" in trigger["metadata"]:
                 found.append(
-                    f"{where}: trigger {trigger.get('name')} names HTTPScaledObject {wanted}, not in the plan"
+                    f"{where}: trigger {trigger.get('name')} names an HTTPScaledObject (deprecated since the "
+                    "HTTP add-on 0.14): name an InterceptorRoute in metadata.interceptorRoute"
                 )
-    for hso in of_kind(docs, "HTTPScaledObject"):
-        where, spec = f"HTTPScaledObject {ns(hso)}/{name(hso)}", hso["spec"]
-        replicas = spec.get("replicas", {})
-        if replicas.get("min", 0) > replicas.get("max", 100):
-            found.append(f"{where}: replicas.min {replicas.get('min')} > replicas.max {replicas.get('max')}")
-        service = find(docs, "Service", ns(hso), spec["scaleTargetRef"]["service"])
-        port = spec["scaleTargetRef"].get("port")
+            wanted = trigger["metadata"].get("interceptorRoute")
+            if wanted and find(docs, "InterceptorRoute", ns(so), wanted) is None:
+                found.append(
+                    f"{where}: trigger {trigger.get('name')} names InterceptorRoute {wanted}, not in the plan"
+                )
+    for route in of_kind(docs, "InterceptorRoute"):
+        where, spec = f"InterceptorRoute {ns(route)}/{name(route)}", route["spec"]
+        target = spec["target"]
+        service = find(docs, "Service", ns(route), target["service"])
         if service is None:
-            found.append(f"{where}: routes to Service {spec['scaleTargetRef']['service']}, not in the plan")
-        elif port is not None and port not in [p["port"] for p in service["spec"]["ports"]]:
-            found.append(f"{where}: Service {name(service)} has no port {port}")
+            found.append(f"{where}: routes to Service {target['service']}, not in the plan")
+            continue
+        ports = service["spec"]["ports"]
+        if ("port" in target and target["port"] not in [p["port"] for p in ports]) or (
+            "portName" in target and target["portName"] not in [p.get("name") for p in ports]
+        ):
+            found.append(
+                f"{where}: Service {name(service)} has no port {target.get('port', target.get('portName'))}"
+            )
+        # The route only routes and reports: exactly one ScaledObject must read its metric and scale the pods
+        # behind its Service, or a request held at zero replicas wakes nothing.
         owners = [
             so
             for so in of_kind(docs, "ScaledObject")
-            if ns(so) == ns(hso)
-            and any(t["metadata"].get("httpScaledObject") == name(hso) for t in so["spec"]["triggers"])
+            if ns(so) == ns(route)
+            and any(
+                t["type"] == "external-push" and t["metadata"].get("interceptorRoute") == name(route)
+                for t in so["spec"]["triggers"]
+            )
         ]
-        if hso["metadata"].get("annotations", {}).get(SKIP_SCALEDOBJECT) != "true":
-            if owners:
-                found.append(
-                    f"{where}: the add-on creates its own ScaledObject, and {name(owners[0])} also scales"
-                )
-            continue
         if len(owners) != 1:
-            found.append(
-                f"{where}: skips ScaledObject creation, so exactly one ScaledObject must push its metric"
-            )
+            found.append(f"{where}: {len(owners)} ScaledObjects read its metric, expected exactly one")
             continue
-        so_spec = owners[0]["spec"]
-        mirrored = (so_spec.get("minReplicaCount", 0), so_spec.get("maxReplicaCount", 100))
-        if (replicas.get("min", 0), replicas.get("max", 100)) != mirrored:
+        scaled = find(docs, "Deployment", ns(route), owners[0]["spec"]["scaleTargetRef"]["name"])
+        served = selected_deployments(docs, ns(route), {"matchLabels": service["spec"].get("selector") or {}})
+        if scaled is not None and scaled not in served:
             found.append(
-                f"{where}: replicas {replicas} differ from ScaledObject {name(owners[0])}'s {mirrored}"
+                f"{where}: routes to Service {name(service)}, but ScaledObject {name(owners[0])} scales "
+                f"{name(scaled)}, which that Service does not select"
             )
-        if spec["scaleTargetRef"].get("name") not in (None, so_spec["scaleTargetRef"]["name"]):
-            found.append(f"{where}: targets another workload than ScaledObject {name(owners[0])}")
     return found
 
 
@@ -589,7 +590,8 @@ def test_crd_schemas_are_valid_strict_and_cite_their_sources() -> None:
     schemas = crd_schemas()
     assert set(schemas) == {
         ("keda.sh/v1alpha1", "ScaledObject"),
-        ("http.keda.sh/v1alpha1", "HTTPScaledObject"),
+        ("http.keda.sh/v1alpha1", "HTTPScaledObject"),  # no longer emitted: the deprecation report's control
+        ("http.keda.sh/v1beta1", "InterceptorRoute"),
         ("monitoring.coreos.com/v1", "PodMonitor"),
         ("external-secrets.io/v1", "ExternalSecret"),
         ("external-secrets.io/v1", "ClusterSecretStore"),
@@ -633,21 +635,7 @@ def test_every_manifest_validates_against_the_schema_of_the_spec_kubernetes_vers
     assert len(builtin) + len(custom) == len(export.objects)
 
 
-@pytest.mark.parametrize(
-    "env",
-    [
-        pytest.param(
-            "dev",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="dev scales from zero with HTTPScaledObject, deprecated since KEDA HTTP add-on 0.14 "
-                "(InterceptorRoute http.keda.sh/v1beta1 + ScaledObject replace it)",
-            ),
-        ),
-        "staging",
-        "prod",
-    ],
-)
+@pytest.mark.parametrize("env", SHIPPED)
 def test_no_manifest_uses_a_deprecated_api_version(exported: dict[str, Export], env: str) -> None:
     found = {file: deprecation(doc) for file, doc in sorted(exported[env].objects.items())}
     assert {file: reason for file, reason in found.items() if reason} == {}
@@ -765,7 +753,7 @@ def test_the_checks_have_something_to_check(exported: dict[str, Export]) -> None
     docs = [doc for export in exported.values() for doc in export.docs]
     for kind in (
         "ScaledObject",
-        "HTTPScaledObject",
+        "InterceptorRoute",
         "PodDisruptionBudget",
         "Deployment",
         "Service",
@@ -839,15 +827,15 @@ def test_an_unknown_custom_resource_kind_fails() -> None:
         "spec": {},
     }
     assert "no schema for HTTPRoute" in problems(route, "1.33.0")[0]
-    interceptor = {
-        "apiVersion": "http.keda.sh/v1beta1",
-        "kind": "InterceptorRoute",
+    job = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledJob",
         "metadata": {"name": "qwen", "namespace": "model"},
         "spec": {},
     }
-    (problem,) = problems(interceptor, "1.33.0")
-    assert "no schema for InterceptorRoute http.keda.sh/v1beta1" in problem
-    assert "http.keda.sh_v1beta1_InterceptorRoute.json" in problem
+    (problem,) = problems(job, "1.33.0")
+    assert "no schema for ScaledJob keda.sh/v1alpha1" in problem
+    assert "keda.sh_v1alpha1_ScaledJob.json" in problem
 
 
 def test_the_crd_schema_rejects_an_unknown_field_in_a_scaled_object_spec(dev_docs: list[Doc]) -> None:
@@ -868,7 +856,15 @@ def test_the_crd_schema_rejects_an_unknown_field_in_a_scaled_object_spec(dev_doc
         ),
         ("ScaledObject", lambda d: d["spec"]["triggers"][0]["metadata"].pop("threshold"), "threshold"),
         ("ScaledObject", lambda d: d["spec"].update(maxReplicaCount=0), "$.spec.maxReplicaCount"),
-        ("HTTPScaledObject", lambda d: d["spec"]["scaleTargetRef"].update(portName="http"), "scaleTargetRef"),
+        ("InterceptorRoute", lambda d: d["spec"]["target"].update(portName="http"), "$.spec.target"),
+        ("InterceptorRoute", lambda d: d["spec"].update(scalingMetric={}), "$.spec.scalingMetric"),
+        ("InterceptorRoute", lambda d: d["spec"].update(timeouts={"readiness": "20 min"}), "readiness"),
+        ("InterceptorRoute", lambda d: d["spec"].update(replicas={"min": 0}), "$.spec"),
+        (
+            "ScaledObject",
+            lambda d: d["spec"]["triggers"][1]["metadata"].update(httpScaledObject="qwen"),
+            "$.spec.triggers[1].metadata",
+        ),
         ("PodMonitor", lambda d: d["spec"]["podMetricsEndpoints"][0].update(interval="15 s"), "interval"),
         ("ExternalSecret", lambda d: d["spec"].update(data=[]), "$.spec.data"),
         ("ExternalSecret", lambda d: d["spec"]["target"].update(creationPolicy="Always"), "creationPolicy"),
@@ -901,10 +897,60 @@ def test_min_above_max_replicas_is_caught_although_the_schemas_accept_it(dev_doc
     assert any("minReplicaCount 3 > maxReplicaCount 2" in p for p in scaling_problems(dev_docs))
 
 
-def test_http_scaled_object_out_of_step_with_its_scaled_object_is_caught(dev_docs: list[Doc]) -> None:
-    hso = of_kind(dev_docs, "HTTPScaledObject")[0]
-    hso["spec"]["replicas"]["max"] = 5
-    assert any("differ from ScaledObject" in p for p in scaling_problems(dev_docs))
+def http_waker(docs: list[Doc]) -> Doc:
+    """The ScaledObject trigger that reads an InterceptorRoute's metric (dev scales from zero)."""
+    for so in of_kind(docs, "ScaledObject"):
+        for trigger in so["spec"]["triggers"]:
+            if "interceptorRoute" in trigger["metadata"]:
+                return trigger
+    raise AssertionError("no ScaledObject trigger names an InterceptorRoute")
+
+
+def test_a_trigger_naming_a_missing_interceptor_route_is_caught(dev_docs: list[Doc]) -> None:
+    http_waker(dev_docs)["metadata"]["interceptorRoute"] = "no-such-route"
+    found = scaling_problems(dev_docs)
+    assert any("names InterceptorRoute no-such-route, not in the plan" in p for p in found), found
+    assert any("0 ScaledObjects read its metric" in p for p in found), found
+
+
+def test_a_trigger_naming_an_http_scaled_object_is_caught(dev_docs: list[Doc]) -> None:
+    metadata = http_waker(dev_docs)["metadata"]
+    metadata["httpScaledObject"] = metadata.pop("interceptorRoute")
+    found = scaling_problems(dev_docs)
+    assert any("names an HTTPScaledObject (deprecated" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda t: t.update(port=8080), "has no port 8080"),
+        (lambda t: t.update(service="elsewhere"), "routes to Service elsewhere, not in the plan"),
+    ],
+)
+def test_an_interceptor_route_to_a_wrong_service_port_is_caught(
+    dev_docs: list[Doc], mutate: Callable[[Doc], Any], expected: str
+) -> None:
+    route = of_kind(dev_docs, "InterceptorRoute")[0]
+    mutate(route["spec"]["target"])
+    assert problems(route, "1.33.0") == []
+    assert any(expected in p for p in scaling_problems(dev_docs))
+
+
+def test_an_interceptor_route_to_pods_its_scaled_object_does_not_scale_is_caught(dev_docs: list[Doc]) -> None:
+    route = of_kind(dev_docs, "InterceptorRoute")[0]
+    service = find(dev_docs, "Service", ns(route), route["spec"]["target"]["service"])
+    assert service is not None
+    other = copy.deepcopy(service)
+    other["metadata"]["name"] = "other"
+    other["spec"]["selector"] = {"app": "other"}
+    deployment = copy.deepcopy(of_kind(dev_docs, "Deployment")[0])
+    deployment["metadata"]["name"] = "other"
+    deployment["spec"]["selector"]["matchLabels"] = deployment["spec"]["template"]["metadata"]["labels"] = {
+        "app": "other"
+    }
+    dev_docs += [other, deployment]
+    route["spec"]["target"]["service"] = "other"
+    assert any("which that Service does not select" in p for p in scaling_problems(dev_docs))
 
 
 @pytest.mark.parametrize(("headroom", "expected"), [(0, "lets all"), (None, "drains hang")])

@@ -4,6 +4,7 @@ NVIDIA device plugin and DCGM exporter (GPU nodes only), cluster autoscaler (IRS
 (scale from zero), kube-prometheus-stack (Prometheus for KEDA and dashboards) and External Secrets Operator
 (Secrets Manager -> Kubernetes secrets, IRSA). Every add-on gets its own namespace with Pod Security labels,
 resource requests and limits, and runs on the system node group; only the two GPU agents run on GPU nodes.
+An encrypted EBS gp3 StorageClass (:data:`STORAGE_CLASS`) holds Prometheus' data when it is persistent.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.aws.cluster import irsa_trust_policy
 from components.aws.iam import role_with_policies
@@ -111,6 +112,17 @@ CLUSTER_AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
 #: so only stores that name this account get credentials.
 SECRETS_READER_SERVICE_ACCOUNT = "aws-secrets-manager-reader"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+#: The StorageClass this component creates: encrypted EBS gp3 volumes from the EBS CSI driver (the
+#: ``aws-ebs-csi-driver`` EKS add-on of components/aws/cluster.py). Not the cluster default: only claims that
+#: name it get it.
+STORAGE_CLASS = "keel-gp3-encrypted"
+EBS_CSI_PROVISIONER = "ebs.csi.aws.com"
+#: CreateVolume parameters of the EBS CSI driver (kubernetes-sigs/aws-ebs-csi-driver docs/parameters.md).
+#: No ``kmsKeyId``: EBS then uses the region's default EBS key (``aws/ebs`` unless the account changed it). A
+#: customer-managed key would need KMS rights (CreateGrant, GenerateDataKeyWithoutPlaintext, Decrypt) on the
+#: EBS CSI controller's IRSA role, which has only the AWS managed AmazonEBSCSIDriverPolicy, and in the key policy.
+EBS_GP3_ENCRYPTED_PARAMETERS: Mapping[str, str] = {"type": "gp3", "encrypted": "true"}
 
 _GO_DURATION = r"^([0-9]+(ms|s|m|h))+$"
 _PROMETHEUS_DURATION = r"^[0-9]+(ms|s|m|h|d|w|y)$"
@@ -212,11 +224,17 @@ class ClusterAddonsArgs(ComponentArgs):
     only when generation ends. Default: ``"10m"``."""
     prometheus_retention: str = Field(default="15d", pattern=_PROMETHEUS_DURATION)
     """How long Prometheus keeps samples. Default: ``"15d"``."""
+    prometheus_persistent: bool = False
+    """Keep Prometheus' data on a persistent volume of Keel's encrypted EBS gp3 class (:data:`STORAGE_CLASS`),
+    so metric history (dashboards, alerts, past queue depth) survives a reschedule or node replacement. The
+    volume outlives the release (reclaim policy ``Retain``) and sits in one availability zone: Prometheus can
+    then only run on a system node in that zone. Default: ``False``, an emptyDir whose metrics are lost when
+    the pod moves (dev); the inference stack turns it on for every other tier."""
     prometheus_storage_class: str | None = None
-    """StorageClass of a persistent volume for Prometheus' data. Default: ``None``, an emptyDir: metrics are
-    lost when the pod moves (set one, e.g. an EBS gp3 class, in staging and prod)."""
+    """A StorageClass of your own for Prometheus' persistent volume, instead of Keel's; with
+    ``prometheus_persistent`` it may only name :data:`STORAGE_CLASS`. Default: ``None``."""
     prometheus_volume_gib: int = Field(default=50, ge=10, le=16384)
-    """Size of that volume; retention by size is capped at 90% of it. Default: ``50``."""
+    """Size of the persistent volume; retention by size is capped at 90% of it. Default: ``50``."""
     grafana: bool = False
     """Install Grafana with the stack. Default: ``False``: dashboards need an admin credential and usually live
     outside the cluster (e.g. Amazon Managed Grafana reading this Prometheus)."""
@@ -265,6 +283,23 @@ class ClusterAddonsArgs(ComponentArgs):
             raise ValueError(f"secret_store_namespaces {bad} are not namespace names (DNS labels)")
         return value
 
+    @model_validator(mode="after")
+    def _one_prometheus_storage_class(self) -> ClusterAddonsArgs:
+        own = self.prometheus_storage_class
+        if self.prometheus_persistent and own is not None and own != STORAGE_CLASS:
+            raise ValueError(
+                f"prometheus_persistent=True uses the {STORAGE_CLASS!r} StorageClass but "
+                f"prometheus_storage_class={own!r} names another; set one of them"
+            )
+        return self
+
+    @property
+    def prometheus_volume_class(self) -> str | None:
+        """StorageClass of Prometheus' persistent volume, or ``None`` for an emptyDir."""
+        if self.prometheus_storage_class is not None:
+            return self.prometheus_storage_class
+        return STORAGE_CLASS if self.prometheus_persistent else None
+
     def chart(self, name: ChartName) -> Chart:
         """The chart as deployed: the pin, or its override."""
         pinned = CHARTS[name]
@@ -296,6 +331,8 @@ class ClusterAddons(pulumi.ComponentResource):
     http_interceptor_service: ServiceEndpoint
     """The KEDA HTTP interceptor proxy: route model traffic here (Host header = the model's host) so requests
     reach a model scaled to zero and wake it."""
+    storage_class: k8s.storage.v1.StorageClass
+    """The encrypted EBS gp3 StorageClass (named :data:`STORAGE_CLASS`); claims may name it too."""
     secret_store_name: str | None
     """Name of the ``ClusterSecretStore`` reading this environment's Secrets Manager secrets."""
     secret_store: k8s.apiextensions.CustomResource | None
@@ -330,7 +367,14 @@ class ClusterAddons(pulumi.ComponentResource):
         keda = self._release("keda", _keda_values())
         self._release("keda-add-ons-http", self._http_add_on_values(), depends_on=[keda])
 
-        stack = self._release("kube-prometheus-stack", self._prometheus_values())
+        self.storage_class = self._storage_class()
+        # Prometheus' claim waits for its class instead of staying Pending.
+        on_keel_class = args.prometheus_volume_class == STORAGE_CLASS
+        stack = self._release(
+            "kube-prometheus-stack",
+            self._prometheus_values(),
+            depends_on=[self.storage_class] if on_keel_class else None,
+        )
         # The chart renders a ServiceMonitor: the CRD comes with kube-prometheus-stack.
         self._release("dcgm-exporter", _dcgm_values(), depends_on=[stack])
 
@@ -362,6 +406,7 @@ class ClusterAddons(pulumi.ComponentResource):
                 "keda_namespace": self.keda_namespace,
                 "http_interceptor_url": self.http_interceptor_service.url,
                 "secret_store_name": self.secret_store_name,
+                "storage_class_name": STORAGE_CLASS,
                 "cluster_autoscaler_role_arn": self.cluster_autoscaler_role_arn,
                 "external_secrets_role_arn": self.external_secrets_role_arn,
             }
@@ -458,15 +503,30 @@ class ClusterAddons(pulumi.ComponentResource):
             },
         }
 
+    def _storage_class(self) -> k8s.storage.v1.StorageClass:
+        return k8s.storage.v1.StorageClass(
+            f"{self._name}-storage-class",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=STORAGE_CLASS),
+            provisioner=EBS_CSI_PROVISIONER,
+            parameters=dict(EBS_GP3_ENCRYPTED_PARAMETERS),
+            # The EBS volume outlives its claim (a release uninstalled, a claim deleted): data is removed by hand.
+            reclaim_policy="Retain",
+            # Created in the zone of the node the pod is scheduled to, not a random one it cannot attach from.
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            opts=child_options(self),
+        )
+
     def _prometheus_values(self) -> dict[str, Any]:
         args = self._args
         storage: dict[str, Any] = {}
         retention_size = ""
-        if args.prometheus_storage_class is not None:
+        storage_class = args.prometheus_volume_class
+        if storage_class is not None:
             storage = {
                 "volumeClaimTemplate": {
                     "spec": {
-                        "storageClassName": args.prometheus_storage_class,
+                        "storageClassName": storage_class,
                         "accessModes": ["ReadWriteOnce"],
                         "resources": {"requests": {"storage": f"{args.prometheus_volume_gib}Gi"}},
                     }

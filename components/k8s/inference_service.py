@@ -11,12 +11,13 @@ creates the IAM role (IRSA) the pods assume, handing over its ARN.
 Scale from zero (``min_replicas == 0``). At zero replicas no pod exists to report
 ``vllm:num_requests_waiting``, so a queue-depth trigger alone can never wake the model. The KEDA HTTP add-on's
 interceptor sits in front instead: it holds requests while the first replica starts and reports them as
-pending. KEDA lets exactly one ScaledObject (one HPA) own a Deployment, and an HTTPScaledObject normally creates
-its own ScaledObject; two would fight over the replica count (KEDA's admission webhook rejects the second).
-So the HTTPScaledObject is created with ``httpscaledobject.keda.sh/skip-scaledobject-creation: "true"`` (it then
-only configures routing and exports the pending-request metric), and the component's single ScaledObject carries
-both triggers: the add-on's ``external-push`` scaler wakes the model 0 -> 1 and the Prometheus queue-depth trigger
-scales 1 -> N. KEDA activates on any active trigger and the HPA follows the larger of the two desired counts.
+pending. An ``InterceptorRoute`` (``http.keda.sh/v1beta1``, the add-on's routing API since v0.14) tells the
+interceptor which ``Host`` goes to the model's Service and which metric to report; it creates no ScaledObject.
+KEDA lets exactly one ScaledObject (one HPA) own a Deployment, so the component's single ScaledObject carries
+both triggers: the add-on's ``external-push`` scaler (metadata ``interceptorRoute``) wakes the model 0 -> 1 and
+the Prometheus queue-depth trigger scales 1 -> N. KEDA activates on any active trigger and the HPA follows the
+larger of the two desired counts. The ScaledObject is created after the InterceptorRoute: the add-on's scaler
+answers an empty metric spec for a route it cannot find yet.
 The trade-off: clients of a scale-from-zero model must send requests through the interceptor (``request_url``
 with the ``Host`` header ``request_host``); a request sent straight to the Service at zero replicas is refused.
 """
@@ -409,7 +410,7 @@ class InferenceService(pulumi.ComponentResource):
     """A vLLM OpenAI-compatible server for one model, autoscaled on queue depth, in its own locked-down namespace.
 
     Children (logical names ``<name>-<role>``): ``namespace``, ``service-account``, ``deployment``, ``service``,
-    ``scaled-object``, ``http-scaled-object`` (scale from zero only), ``pdb`` (when ``max_unavailable`` is set),
+    ``scaled-object``, ``interceptor-route`` (scale from zero only), ``pdb`` (when ``max_unavailable`` is set),
     ``default-deny``, ``allow-ingress``, ``allow-egress`` (NetworkPolicies), ``pod-monitor`` and ``hub-token``
     (ExternalSecret, only with ``hub_token_secret``).
     """
@@ -862,33 +863,29 @@ class InferenceService(pulumi.ComponentResource):
         ]
         depends: list[pulumi.Resource] = []
         if args.scale_from_zero:
-            http_name = f"{args.model_name}-http"
-            http = k8s.apiextensions.CustomResource(
-                f"{name}-http-scaled-object",
-                api_version="http.keda.sh/v1alpha1",
-                kind="HTTPScaledObject",
-                # Routing and the pending-request metric only: the ScaledObject below owns the Deployment.
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=http_name,
-                    namespace=self.namespace,
-                    labels=self._labels,
-                    annotations={"httpscaledobject.keda.sh/skip-scaledobject-creation": "true"},
-                ),
+            # Routing and the pending-request metric only: the ScaledObject below owns the Deployment.
+            route = k8s.apiextensions.CustomResource(
+                f"{name}-interceptor-route",
+                api_version="http.keda.sh/v1beta1",
+                kind="InterceptorRoute",
+                metadata=meta(args.model_name),
                 spec={
-                    "hosts": [args.service_host],
-                    "scaleTargetRef": {**target, "service": service_name, "port": HTTP_PORT},
-                    "replicas": {"min": 0, "max": args.max_replicas},
-                    "scaledownPeriod": args.cooldown_seconds,
+                    "target": {"service": service_name, "port": HTTP_PORT},
+                    "rules": [{"hosts": [args.service_host]}],
                     "scalingMetric": {"concurrency": {"targetValue": args.http_concurrency_target}},
                 },
                 opts=child_options(self),
             )
-            depends.append(http)
+            depends.append(route)
             triggers.append(
                 {
                     "type": "external-push",
                     "name": "http-pending",
-                    "metadata": {"httpScaledObject": http_name, "scalerAddress": args.http_scaler_address},
+                    # The add-on's scaler looks the route up by name in the ScaledObject's namespace.
+                    "metadata": {
+                        "interceptorRoute": args.model_name,
+                        "scalerAddress": args.http_scaler_address,
+                    },
                 }
             )
         k8s.apiextensions.CustomResource(
