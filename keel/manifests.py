@@ -31,18 +31,18 @@ class Manifest:
     helm_header: str | None = None
 
     def text(self) -> str:
-        body = yaml.safe_dump(_plain(self.document), sort_keys=False, default_flow_style=False)
+        body = yaml.safe_dump(plain_numbers(self.document), sort_keys=False, default_flow_style=False)
         return (self.helm_header or "") + body
 
 
-def _plain(value: Any) -> Any:
+def plain_numbers(value: Any) -> Any:
     """Floats that are whole numbers back to ints (the engine carries every number as a float)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain_numbers(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain_numbers(item) for item in value]
     return value
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -108,32 +108,28 @@ def _register(rule: Rule) -> Rule:
     return rule
 
 
+class RuleMetadata(TypedDict):
+    """What every rule declares about itself (shown by ``keel policies`` and in every report)."""
+
+    name: str
+    description: str
+    domain: Domain
+    category: Category
+    severity: SeverityName
+    remediation: str
+
+
 def resource_rule(
     *,
-    name: str,
-    description: str,
-    domain: Domain,
-    category: Category,
-    severity: SeverityName,
-    remediation: str,
     types: Sequence[str] = (),
     settings: Mapping[str, Mapping[str, Any]] | None = None,
+    **metadata: Unpack[RuleMetadata],
 ) -> Callable[[ResourceCheck], ResourceCheck]:
     """Register ``check(resource, config) -> messages`` as a rule over single resources of ``types``."""
 
     def register(check: ResourceCheck) -> ResourceCheck:
         _register(
-            Rule(
-                name,
-                description,
-                domain,
-                category,
-                severity,
-                remediation,
-                dict(settings or {}),
-                tuple(types),
-                resource_check=check,
-            )
+            Rule(**metadata, settings=dict(settings or {}), resource_types=tuple(types), resource_check=check)
         )
         return check
 
@@ -142,29 +138,13 @@ def resource_rule(
 
 def stack_rule(
     *,
-    name: str,
-    description: str,
-    domain: Domain,
-    category: Category,
-    severity: SeverityName,
-    remediation: str,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
+    **metadata: Unpack[RuleMetadata],
 ) -> Callable[[StackCheck], StackCheck]:
     """Register ``check(resources, config) -> (message, urn or None)`` as a rule over the whole stack."""
 
     def register(check: StackCheck) -> StackCheck:
-        _register(
-            Rule(
-                name,
-                description,
-                domain,
-                category,
-                severity,
-                remediation,
-                dict(settings or {}),
-                stack_check=check,
-            )
-        )
+        _register(Rule(**metadata, settings=dict(settings or {}), stack_check=check))
         return check
 
     return register

@@ -30,6 +30,7 @@ from components.k8s.addons import (
 )
 from keel.engine import Graph, PlannedResource, run_program
 from keel.manifests import manifests
+from tests.chart_layout import COMPONENTS
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -60,23 +61,6 @@ GPU = {"nvidia.com/gpu.present": "true"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 GPU_CHARTS = ("nvidia-device-plugin", "dcgm-exporter")
 SYSTEM_CHARTS = tuple(sorted(set(CHARTS) - set(GPU_CHARTS)))
-
-#: Where each chart takes a pod's placement and resources (read from the pinned charts' values.yaml).
-COMPONENTS: Mapping[str, tuple[str, ...]] = {
-    "nvidia-device-plugin": ("",),
-    "dcgm-exporter": ("",),
-    "cluster-autoscaler": ("",),
-    "keda-add-ons-http": ("operator", "scaler", "interceptor"),
-    "kube-prometheus-stack": (
-        "prometheus.prometheusSpec",
-        "prometheusOperator",
-        "prometheusOperator.admissionWebhooks.patch",
-        "kube-state-metrics",
-        "alertmanager.alertmanagerSpec",
-        "grafana",
-    ),
-    "external-secrets": ("", "webhook", "certController"),
-}
 
 
 def args(**overrides: Any) -> ClusterAddonsArgs:

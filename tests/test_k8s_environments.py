@@ -21,6 +21,7 @@ from keel.engine import Graph, PlannedResource
 from keel.plan import Plan, environment_file
 from stacks.catalogue import gpu_instance
 from stacks.spec import ModelSpec
+from tests.chart_layout import SYSTEM_COMPONENTS
 from tests.conftest import SHIPPED
 
 T_DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -57,20 +58,6 @@ EXACT_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 GPU_CHARTS = ("nvidia-device-plugin", "dcgm-exporter")
 #: Where each system add-on chart takes a pod's placement, read from the pinned charts' values.yaml; "" is the
 #: top level. Every pod-running component of the chart that Keel leaves enabled is listed.
-SYSTEM_COMPONENTS: Mapping[str, tuple[str, ...]] = {
-    "cluster-autoscaler": ("",),
-    "keda": ("",),
-    "keda-add-ons-http": ("operator", "scaler", "interceptor"),
-    "kube-prometheus-stack": (
-        "prometheus.prometheusSpec",
-        "prometheusOperator",
-        "prometheusOperator.admissionWebhooks.patch",
-        "kube-state-metrics",
-        "alertmanager.alertmanagerSpec",
-        "grafana",
-    ),
-    "external-secrets": ("", "webhook", "certController"),
-}
 #: Read-only IAM verbs; anything else is a mutation.
 READ_ONLY_ACTION = re.compile(r"^[a-z0-9-]+:(Describe|Get|List)[A-Za-z]*$")
 

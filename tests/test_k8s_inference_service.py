@@ -26,6 +26,7 @@ from components.k8s.inference_service import (
     cpu_quantity,
 )
 from keel.engine import Graph, PlannedResource, run_program
+from keel.manifests import plain_numbers
 from keel.policy import resource_args, stack_resources
 from policies.rules.kubernetes import containers, pod_specs
 from tests.policy_helpers import run_resource_rule, run_stack_rule
@@ -619,19 +620,9 @@ def test_built_in_objects_validate_against_the_kubernetes_schema(scenario: str) 
     validated = set()
     for resource in graph(scenario):
         if resource.type in BUILT_IN:
-            kubernetes_validate.validate(_plain(resource.inputs), "1.33.0", strict=True)
+            kubernetes_validate.validate(plain_numbers(resource.inputs), "1.33.0", strict=True)
             validated.add(resource.type)
     assert validated == BUILT_IN - ({T_PDB} if scenario != "prod" else set())
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
 
 
 # ----------------------------------------------------------------------------------------------- bad input
