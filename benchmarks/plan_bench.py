@@ -125,10 +125,10 @@ def case_path(case: str, directory: Path) -> Path:
     document = yaml.safe_load(environment_file("prod").read_text(encoding="utf-8"))
     config = document["config"]
     if case in SCALED:
-        template = config["keel:gpuPools"][0]
-        config["keel:gpuPools"] = [
-            {**template, "name": f"pool-{index:02d}"} for index in range(1, SCALED[case] + 1)
-        ]
+        # The shipped pools stay (the models run on them); copies of the first make up the count.
+        pools = config["keel:gpuPools"]
+        template = pools[0]
+        pools += [{**template, "name": f"pool-{index:02d}"} for index in range(len(pools) + 1, SCALED[case] + 1)]
     else:
         count = MODEL_SCALED[case]
         model = config["keel:models"][0]
