@@ -1,7 +1,7 @@
 """Composes the Kubernetes layer of an environment: cluster add-ons and one InferenceService per model.
 
-Runs after the AWS platform: the Kubernetes provider is built from the cluster's own outputs, and each model's
-IRSA role may read only that model's weights (and the hub token where it downloads from the hub).
+Runs after the AWS platform: the Kubernetes provider is built from the cluster's own outputs. A model that loads
+weights from the artifact bucket gets an IRSA role that may read only its own prefix; a hub model gets none.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def kubernetes_provider(cluster: Cluster) -> kubernetes.Provider:
         "kubernetes",
         kubeconfig=cluster.kubeconfig,
         enable_server_side_apply=True,
-        # Objects must land in the namespaces Keel creates, never silently in "default".
+        # A namespace that never exists: an object that names none fails loudly instead of landing in "default".
         namespace="keel-unset",
         opts=pulumi.ResourceOptions(depends_on=[cluster.system_node_group]),
     )
