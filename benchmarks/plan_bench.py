@@ -128,7 +128,9 @@ def case_path(case: str, directory: Path) -> Path:
         # The shipped pools stay (the models run on them); copies of the first make up the count.
         pools = config["keel:gpuPools"]
         template = pools[0]
-        pools += [{**template, "name": f"pool-{index:02d}"} for index in range(len(pools) + 1, SCALED[case] + 1)]
+        pools += [
+            {**template, "name": f"pool-{index:02d}"} for index in range(len(pools) + 1, SCALED[case] + 1)
+        ]
     else:
         count = MODEL_SCALED[case]
         model = config["keel:models"][0]

@@ -17,11 +17,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from keel.config import environment_name
+from keel.cost import CostConfigError, estimate
 from keel.engine import PlanError
 from keel.manifests import write_manifests
 from keel.plan import ENVIRONMENTS_DIR, environment_file, plan_environment
 from keel.policy import PolicyConfigError, rule_table
 from keel.render import (
+    cost_markdown,
+    render_cost_text,
     render_json,
     render_markdown,
     render_rule_table,
@@ -149,6 +152,38 @@ def plan(  # noqa: PLR0917 (typer maps parameters to options)
         blocked |= bool(result.policies and result.policies.mandatory)
     if blocked:
         raise typer.Exit(EXIT_VIOLATIONS)
+
+
+@app.command()
+def cost(
+    environment: Annotated[str, typer.Argument(metavar="ENV", help="The environment to price.")],
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.text,
+    prices: Annotated[
+        Path | None,
+        typer.Option("--prices", help="A YAML file overriding or extending the shipped price table."),
+    ] = None,
+    environments_dir: Annotated[
+        Path, typer.Option("--environments-dir", help="Where Pulumi.<ENV>.yaml files live.")
+    ] = ENVIRONMENTS_DIR,
+) -> None:
+    """Monthly cost of an environment at idle (every pool at its minimum) and at peak (at its maximum)."""
+    path = environment_file(environment, environments_dir)
+    if not path.is_file():
+        raise _fail(f"no environment {environment} (expected {path})", EXIT_BAD_INPUT)
+    try:
+        report = estimate(plan_environment(path, check_policies=False), overrides=prices)
+    except SpecError as error:
+        raise _fail(f"invalid configuration\n{error}", EXIT_BAD_INPUT) from None
+    except CostConfigError as error:
+        raise _fail(f"invalid price table\n{error}", EXIT_BAD_INPUT) from None
+    if output_format is OutputFormat.json:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    elif output_format is OutputFormat.markdown:
+        sys.stdout.write("\n".join(cost_markdown(report)) + "\n")
+    else:
+        render_cost_text(report, Console(highlight=False))
 
 
 @app.command()

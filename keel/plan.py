@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 
 from keel.config import StackFile, load_environment
+from keel.cost import CostReport, estimate_graph, load_prices
 from keel.engine import Graph, PlannedResource, run_program
 from keel.policy import PolicyReport, PolicySettings, evaluate, load_policy_config, policy_config_file
 from stacks.program import run
@@ -33,6 +34,8 @@ class Plan:
     warnings: tuple[str, ...] = field(default=())
     policies: PolicyReport | None = None
     """The policy pack's verdicts (``None`` when planned with ``check_policies=False``)."""
+    cost: CostReport | None = None
+    """Monthly cost at idle and at peak from the shipped price table (``None`` when not estimated)."""
 
     @property
     def environment(self) -> str:
@@ -70,6 +73,7 @@ class Plan:
             "outputs": self.graph.outputs,
             "warnings": list(self.warnings),
             **({"policies": self.policies.to_json()} if self.policies is not None else {}),
+            **({"cost": self.cost.to_json()} if self.cost is not None else {}),
         }
 
 
@@ -128,12 +132,20 @@ def plan_stack_file(
         if policy_settings
         else None
     )
+    cost = estimate_graph(
+        graph,
+        region=spec.aws.region,
+        tier=spec.tier,
+        budget=spec.budget.monthly_limit_usd,
+        prices=load_prices(),
+    )
     return Plan(
         spec=spec,
         source=stack_file.path,
         graph=graph,
         warnings=tuple(dict.fromkeys(messages)),
         policies=report,
+        cost=cost,
     )
 
 

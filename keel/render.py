@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from keel.cost import CostReport
 from keel.engine import PlannedResource
 from keel.plan import Plan
 from keel.policy import PolicyReport
@@ -165,6 +166,8 @@ def render_text(plan: Plan, console: Console) -> None:
     console.print(outputs)
     for message in plan.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+    if plan.cost is not None:
+        render_cost_text(plan.cost, console)
     if plan.policies is not None:
         _render_policies_text(plan.policies, console)
 
@@ -227,6 +230,63 @@ def policies_markdown(report: PolicyReport) -> list[str]:
     return lines
 
 
+def _money(value: float, currency: str) -> str:
+    return f"{value:,.0f} {currency}"
+
+
+def cost_lines(report: CostReport) -> list[tuple[str, str, str]]:
+    """(component, idle, peak) rows, largest peak first, then the totals and the budget."""
+    components = sorted(report.peak.by_component, key=lambda c: -report.peak.by_component[c])
+    rows = [
+        (
+            c,
+            _money(report.idle.by_component.get(c, 0.0), report.currency),
+            _money(report.peak.by_component[c], report.currency),
+        )
+        for c in components
+    ]
+    rows.append(
+        (
+            "total per month",
+            _money(report.idle.total, report.currency),
+            _money(report.peak.total, report.currency),
+        )
+    )
+    if report.budget is not None:
+        rows.append(
+            ("monthly budget", _money(report.budget, report.currency), _money(report.budget, report.currency))
+        )
+    return rows
+
+
+def _cost_caveats(report: CostReport) -> list[str]:
+    notes = [f"list prices as of {report.prices_as_of.isoformat()} ({report.region}); spot is an estimate"]
+    if report.peak_within_budget is False:
+        notes.append("OVER BUDGET at peak")
+    notes += [f"unpriced: {u.type} ({len(u.resources)}): {u.reason}" for u in report.unpriced]
+    notes += [f"assumed: {a}" for a in report.assumptions]
+    return notes
+
+
+def render_cost_text(report: CostReport, console: Console) -> None:
+    """Monthly cost per component at idle and peak, with the budget and every assumption."""
+    table = Table(title="Monthly cost", show_edge=False)
+    for column in ("component", "idle", "peak"):
+        table.add_column(column, justify="left" if column == "component" else "right")
+    for row in cost_lines(report):
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table)
+    for note in _cost_caveats(report):
+        console.print(f"  [dim]{escape(note)}[/dim]")
+
+
+def cost_markdown(report: CostReport) -> list[str]:
+    """The cost section of a PR comment."""
+    lines = ["**Monthly cost**", "", "| component | idle | peak |", "|---|---:|---:|"]
+    lines += [f"| {c} | {idle} | {peak} |" for c, idle, peak in cost_lines(report)]
+    return [*lines, "", *[f"- {note}" for note in _cost_caveats(report)], ""]
+
+
 def render_rule_table(table: list[dict[str, Any]], console: Console) -> None:
     """``keel policies`` for people."""
     environments = list(table[0]["levels"]) if table else []
@@ -269,6 +329,8 @@ def render_markdown(plan: Plan) -> str:
     lines += ["", "<details><summary>Resources</summary>", "", "```"]
     lines += ["  " * depth + _label(resource, markup=False) for depth, resource in tree_order(plan.resources)]
     lines += ["```", "", "</details>", ""]
+    if plan.cost is not None:
+        lines += cost_markdown(plan.cost)
     if plan.policies is not None:
         lines += policies_markdown(plan.policies)
     if plan.warnings:

@@ -1,0 +1,700 @@
+"""The cost model: monthly list-price cost of a plan at idle and at peak, from a price table shipped as data.
+
+``estimate(plan)`` prices every custom resource in the plan's graph with ``keel/prices/aws.yaml`` (optionally
+overridden by a user file of the same shape). Node groups cost their first instance type's hourly price
+(spot groups at the recorded spot estimate) times nodes times ``hours_per_month``, plus their gp3 root volumes;
+**idle** counts every node group at its ``minSize`` (so models at their minimum replicas), **peak** at its
+``maxSize``. Usage-based items (NAT and log GB, stored GB) use the table's ``usage`` assumptions, which are
+reported with the estimate. A resource type with no price is listed as unpriced, never counted as zero; types
+free by nature are listed in ``FREE_TYPES``/``FREE_PREFIXES``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from keel.engine import Graph, PlannedResource
+
+if TYPE_CHECKING:
+    from keel.plan import Plan
+
+PRICES_FILE = Path(__file__).resolve().parent / "prices" / "aws.yaml"
+
+#: Resource types that cost nothing themselves (their cost, if any, is counted on another resource).
+FREE_TYPES: dict[str, str] = {
+    "aws:autoscaling/tag:Tag": "a tag",
+    "aws:backup/plan:Plan": "storage is priced on the vault",
+    "aws:backup/selection:Selection": "storage is priced on the vault",
+    "aws:backup/vaultLockConfiguration:VaultLockConfiguration": "configuration",
+    "aws:costexplorer/anomalyMonitor:AnomalyMonitor": "Cost Anomaly Detection has no charge",
+    "aws:costexplorer/anomalySubscription:AnomalySubscription": "Cost Anomaly Detection has no charge",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "security groups are free",
+    "aws:ec2/flowLog:FlowLog": "ingestion is priced on its log group",
+    "aws:ec2/internetGateway:InternetGateway": "no hourly charge",
+    "aws:ec2/launchTemplate:LaunchTemplate": "its volumes are priced on the node group",
+    "aws:ec2/route:Route": "routing is free",
+    "aws:ec2/routeTable:RouteTable": "routing is free",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "routing is free",
+    "aws:ec2/securityGroup:SecurityGroup": "security groups are free",
+    "aws:ec2/subnet:Subnet": "subnets are free",
+    "aws:ec2/vpc:Vpc": "VPCs are free",
+    "aws:eks/accessEntry:AccessEntry": "configuration",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "configuration",
+    "aws:eks/addon:Addon": "add-ons run on the node groups",
+    "aws:kms/alias:Alias": "aliases are free",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "configuration",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "configuration",
+    "aws:s3/bucketPolicy:BucketPolicy": "configuration",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "configuration",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": "configuration",
+    "aws:s3/bucketVersioning:BucketVersioning": "configuration (versions count in bucket_stored_gb)",
+    "aws:sns/topic:Topic": "negligible at alert volumes",
+    "aws:sns/topicPolicy:TopicPolicy": "configuration",
+    "aws:sns/topicSubscription:TopicSubscription": "negligible at alert volumes",
+}
+#: Type prefixes free by nature: IAM, Kubernetes objects and Helm releases (they run on priced nodes), providers.
+FREE_PREFIXES: dict[str, str] = {
+    "aws:iam/": "IAM is free",
+    "kubernetes:": "Kubernetes objects run on the priced node groups",
+    "pulumi:providers:": "a provider",
+}
+
+_PRICE_KEYS = (
+    "spot",
+    "eks_cluster",
+    "nat_gateway_hourly",
+    "nat_gateway_per_gb",
+    "public_ipv4_hourly",
+    "interface_endpoint_az_hourly",
+    "kms_key_monthly",
+    "secret_monthly",
+    "ebs_gp3_gb_month",
+    "s3_standard_gb_month",
+    "backup_warm_gb_month",
+    "logs_ingestion_per_gb",
+    "logs_storage_gb_month",
+    "budget_monthly",
+)
+_USAGE_KEYS = (
+    "nat_gb_per_month",
+    "log_gb_per_month_per_group",
+    "bucket_stored_gb",
+    "backup_stored_gb_per_vault",
+)
+_ARN_REGION = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}(?:-gov)?-[a-z]+-\d):")
+_DEFAULT_ROOT_GIB = 20  # EKS managed node groups' default disk when no launch template sets one
+
+
+class CostConfigError(Exception):
+    """A price table or override file that cannot be used: names the file, the key path and the value."""
+
+
+@dataclass(frozen=True)
+class Price:
+    price: float
+    unit: str
+    source: str
+    as_of: dt.date
+    note: str | None = None
+    estimate: bool = False
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """A validated price table (shipped, or shipped with overrides merged over it)."""
+
+    currency: str
+    hours_per_month: float
+    regions: Mapping[str, Mapping[str, Any]]
+    """region -> {"instances": {type: Price}, <price key>: Price}"""
+    usage: Mapping[str, float]
+    usage_notes: Mapping[str, str]
+    usage_by_tier: Mapping[str, Mapping[str, float]]
+    sources: tuple[str, ...]
+    """The files this table was read from, shipped first."""
+
+    def price(self, region: str, key: str) -> Price | None:
+        entry = self.regions.get(region, {}).get(key)
+        return entry if isinstance(entry, Price) else None
+
+    def instance(self, region: str, instance_type: str) -> Price | None:
+        return self.regions.get(region, {}).get("instances", {}).get(instance_type)
+
+    def usage_for(self, tier: str | None) -> dict[str, float]:
+        values = dict(self.usage)
+        if tier:
+            values.update(self.usage_by_tier.get(tier, {}))
+        return values
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any], path: str = "") -> dict[str, Any]:
+    """``extra`` over ``base``; a price entry (a mapping with ``price``) in ``extra`` replaces the old one whole."""
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        replaces_price = isinstance(value, Mapping) and "price" in value
+        if isinstance(old, dict) and isinstance(value, Mapping) and not replaces_price:
+            out[key] = _deep_merge(old, value, f"{path}.{key}" if path else str(key))
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise CostConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise CostConfigError(f"{path}: not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CostConfigError(f"{path}: (top level) = {data!r}: must be a mapping")
+    return data
+
+
+def _fail(source: str, path: str, value: Any, message: str) -> CostConfigError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
+    return CostConfigError(f"{source}: {path} = {shown}: {message}")
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _parse_price(source: str, path: str, raw: Any) -> Price:
+    if not isinstance(raw, Mapping):
+        raise _fail(source, path, raw, "a price must be a mapping with price, unit, source and as_of")
+    unknown = sorted(set(raw) - {"price", "unit", "source", "as_of", "note", "estimate"})
+    if unknown:
+        raise _fail(
+            source,
+            f"{path}.{unknown[0]}",
+            raw[unknown[0]],
+            "unknown key; allowed: price, unit, source, as_of, note, estimate",
+        )
+    amount = _number(raw.get("price"))
+    if amount is None or amount < 0:
+        raise _fail(source, f"{path}.price", raw.get("price"), "must be a number of at least 0")
+    link = raw.get("source")
+    if not isinstance(link, str) or not link.startswith("https://"):
+        raise _fail(source, f"{path}.source", link, "must be the https:// URL of the pricing page")
+    as_of = _as_date(raw.get("as_of"))
+    if as_of is None:
+        raise _fail(source, f"{path}.as_of", raw.get("as_of"), "must be a date, YYYY-MM-DD")
+    unit = raw.get("unit", "")
+    note = raw.get("note")
+    if not isinstance(unit, str) or (note is not None and not isinstance(note, str)):
+        raise _fail(source, path, raw, "unit and note must be text")
+    return Price(amount, unit, link, as_of, note, bool(raw.get("estimate", False)))
+
+
+def _parse_table(data: Mapping[str, Any], source: str, files: tuple[str, ...]) -> PriceTable:
+    currency = data.get("currency")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise _fail(source, "currency", currency, "must be an ISO 4217 code such as USD")
+    hours = _number(data.get("hours_per_month"))
+    if hours is None or not 672 <= hours <= 744:
+        raise _fail(
+            source, "hours_per_month", data.get("hours_per_month"), "must be a number from 672 to 744"
+        )
+    raw_regions = data.get("regions")
+    if not isinstance(raw_regions, Mapping) or not raw_regions:
+        raise _fail(source, "regions", raw_regions, "must map region names to their prices")
+    regions: dict[str, dict[str, Any]] = {}
+    for region, raw in raw_regions.items():
+        path = f"regions.{region}"
+        if not isinstance(raw, Mapping):
+            raise _fail(source, path, raw, "must be a mapping of prices")
+        parsed: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key == "instances":
+                if not isinstance(value, Mapping):
+                    raise _fail(source, f"{path}.instances", value, "must map instance types to prices")
+                parsed["instances"] = {
+                    str(t): _parse_price(source, f"{path}.instances.{t}", p) for t, p in value.items()
+                }
+            elif key in _PRICE_KEYS:
+                parsed[key] = _parse_price(source, f"{path}.{key}", value)
+            else:
+                raise _fail(
+                    source,
+                    f"{path}.{key}",
+                    value,
+                    f"unknown price; allowed: instances, {', '.join(_PRICE_KEYS)}",
+                )
+        spot = parsed.get("spot")
+        if isinstance(spot, Price) and not 0 < spot.price <= 1:
+            raise _fail(
+                source, f"{path}.spot.price", spot.price, "is a fraction of on-demand, above 0 up to 1"
+            )
+        regions[str(region)] = parsed
+    raw_usage = data.get("usage", {})
+    if not isinstance(raw_usage, Mapping):
+        raise _fail(source, "usage", raw_usage, "must be a mapping")
+    usage: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    by_tier: dict[str, dict[str, float]] = {}
+    for key, value in raw_usage.items():
+        if key == "by_tier":
+            if not isinstance(value, Mapping):
+                raise _fail(source, "usage.by_tier", value, "must map tiers to usage values")
+            for tier, values in value.items():
+                if not isinstance(values, Mapping):
+                    raise _fail(source, f"usage.by_tier.{tier}", values, "must be a mapping")
+                by_tier[str(tier)] = {
+                    k: _usage_number(source, f"usage.by_tier.{tier}.{k}", k, v) for k, v in values.items()
+                }
+            continue
+        amount = value
+        if isinstance(value, Mapping):
+            note = value.get("note")
+            if isinstance(note, str):
+                notes[key] = note
+            amount = value.get("value")
+        usage[key] = _usage_number(source, f"usage.{key}", key, amount)
+    missing = [k for k in _USAGE_KEYS if k not in usage]
+    if missing:
+        raise _fail(source, f"usage.{missing[0]}", None, "is required")
+    return PriceTable(currency, hours, regions, usage, notes, by_tier, files)
+
+
+def _usage_number(source: str, path: str, key: str, value: Any) -> float:
+    if key not in _USAGE_KEYS:
+        raise _fail(source, path, value, f"unknown usage; allowed: {', '.join(_USAGE_KEYS)}")
+    number = _number(value)
+    if number is None or number < 0:
+        raise _fail(source, path, value, "must be a number of at least 0")
+    return number
+
+
+def load_prices(overrides: Path | None = None, shipped: Path = PRICES_FILE) -> PriceTable:
+    """The shipped price table with an optional user file merged over it.
+
+    Raises ``CostConfigError`` naming the file, the key path and the value for anything it cannot use.
+    """
+    base = _read_yaml(shipped)
+    files = (str(shipped),)
+    if overrides is None:
+        return _parse_table(base, str(shipped), files)
+    _parse_table(base, str(shipped), files)  # the shipped table alone must be sound
+    extra = _read_yaml(overrides)
+    # Check the override's own price entries first, so errors name the user's file.
+    _check_override(extra, str(overrides))
+    merged = _deep_merge(base, extra)
+    return _parse_table(merged, str(overrides), (*files, str(overrides)))
+
+
+def _check_override(extra: Mapping[str, Any], source: str) -> None:
+    regions = extra.get("regions", {})
+    if not isinstance(regions, Mapping):
+        raise _fail(source, "regions", regions, "must map region names to their prices")
+    for region, raw in regions.items():
+        if not isinstance(raw, Mapping):
+            raise _fail(source, f"regions.{region}", raw, "must be a mapping of prices")
+        for key, value in raw.items():
+            path = f"regions.{region}.{key}"
+            if key == "instances" and isinstance(value, Mapping):
+                for t, p in value.items():
+                    _parse_price(source, f"{path}.{t}", p)
+            elif key in _PRICE_KEYS:
+                _parse_price(source, path, value)
+            elif key != "instances":
+                raise _fail(
+                    source, path, value, f"unknown price; allowed: instances, {', '.join(_PRICE_KEYS)}"
+                )
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """One resource's monthly cost in one scenario."""
+
+    urn: str
+    name: str
+    type: str
+    component: str
+    monthly: float
+    basis: str
+    """How the figure was computed, e.g. ``2 x g6.2xlarge on-demand x 730 h + 2 x 200 GB gp3``."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    total: float
+    by_component: Mapping[str, float]
+    by_resource: tuple[LineItem, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total": round(self.total, 2),
+            "by_component": {k: round(v, 2) for k, v in self.by_component.items()},
+            "by_resource": [
+                {
+                    "name": item.name,
+                    "type": item.type,
+                    "component": item.component,
+                    "monthly": round(item.monthly, 2),
+                    "basis": item.basis,
+                    "urn": item.urn,
+                }
+                for item in self.by_resource
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Unpriced:
+    type: str
+    resources: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """What an environment costs per month at list price, at idle and at peak, beside its budget."""
+
+    currency: str
+    prices_as_of: dt.date
+    region: str
+    idle: Scenario
+    peak: Scenario
+    budget: float | None
+    unpriced: tuple[Unpriced, ...]
+    assumptions: tuple[str, ...]
+    free: Mapping[str, int] = field(default_factory=dict)
+    """Free-by-nature resource types in the plan, with their counts."""
+    price_sources: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """False when some resource has no price: the totals are then lower bounds."""
+        return not self.unpriced
+
+    @property
+    def peak_within_budget(self) -> bool | None:
+        return None if self.budget is None else self.peak.total <= self.budget
+
+    @property
+    def idle_within_budget(self) -> bool | None:
+        return None if self.budget is None else self.idle.total <= self.budget
+
+    def to_json(self) -> dict[str, Any]:
+        budget: dict[str, Any] | None = None
+        if self.budget is not None:
+            budget = {
+                "monthly_limit": round(self.budget, 2),
+                "idle_share": round(self.idle.total / self.budget, 4),
+                "peak_share": round(self.peak.total / self.budget, 4),
+                "idle_within_budget": self.idle_within_budget,
+                "peak_within_budget": self.peak_within_budget,
+            }
+        return {
+            "currency": self.currency,
+            "prices_as_of": self.prices_as_of.isoformat(),
+            "region": self.region,
+            "idle": self.idle.to_json(),
+            "peak": self.peak.to_json(),
+            "budget": budget,
+            "complete": self.complete,
+            "unpriced": [
+                {"type": u.type, "resources": list(u.resources), "reason": u.reason} for u in self.unpriced
+            ],
+            "free": dict(self.free),
+            "assumptions": list(self.assumptions),
+            "price_table": list(self.price_sources),
+        }
+
+
+class _NoPriceError(Exception):
+    """A priced type whose price is missing from the table (reported as unpriced with this reason)."""
+
+
+def _component_of(resource: PlannedResource, by_urn: Mapping[str, PlannedResource]) -> str:
+    """The name of the top-level ``keel:*`` component above a resource (``(stack)`` if none)."""
+    top: PlannedResource | None = None
+    parent = resource.parent
+    while parent is not None and parent in by_urn:
+        node = by_urn[parent]
+        if node.type.startswith("keel:"):
+            top = node
+        parent = node.parent
+    return top.name if top is not None else "(stack)"
+
+
+def _free_reason(type_: str) -> str | None:
+    if type_ in FREE_TYPES:
+        return FREE_TYPES[type_]
+    return next((reason for prefix, reason in FREE_PREFIXES.items() if type_.startswith(prefix)), None)
+
+
+class _Pricer:
+    def __init__(self, graph: Graph, table: PriceTable, region: str, tier: str | None) -> None:
+        self.graph = graph
+        self.table = table
+        self.region = region
+        self.hours = table.hours_per_month
+        self.usage = table.usage_for(tier)
+        self.used: dict[str, Price] = {}
+        self.usage_used: set[str] = set()
+        self.nat_count = len(graph.of_type("aws:ec2/natGateway:NatGateway"))
+
+    def price(self, key: str, region: str | None = None) -> Price:
+        region = region or self.region
+        found = self.table.price(region, key)
+        if found is None:
+            raise _NoPriceError(f"no {key} price for {region} in the price table")
+        self.used[f"{region}.{key}"] = found
+        return found
+
+    def instance(self, instance_type: str) -> Price:
+        found = self.table.instance(self.region, instance_type)
+        if found is None:
+            raise _NoPriceError(f"no on-demand price for {instance_type} in {self.region} in the price table")
+        self.used[f"{self.region}.instances.{instance_type}"] = found
+        return found
+
+    def use(self, key: str) -> float:
+        self.usage_used.add(key)
+        return self.usage[key]
+
+    def pricers(self) -> dict[str, Callable[[PlannedResource], tuple[tuple[float, str], tuple[float, str]]]]:
+        return {
+            "aws:eks/nodeGroup:NodeGroup": self.node_group,
+            "aws:eks/cluster:Cluster": self.flat_hourly("eks_cluster", "cluster"),
+            "aws:ec2/natGateway:NatGateway": self.nat_gateway,
+            "aws:ec2/eip:Eip": self.flat_hourly("public_ipv4_hourly", "public IPv4 address"),
+            "aws:ec2/vpcEndpoint:VpcEndpoint": self.vpc_endpoint,
+            "aws:kms/key:Key": self.flat_monthly("kms_key_monthly", "key"),
+            "aws:secretsmanager/secret:Secret": self.flat_monthly("secret_monthly", "secret"),
+            "aws:budgets/budget:Budget": self.flat_monthly("budget_monthly", "budget"),
+            "aws:s3/bucket:Bucket": self.bucket,
+            "aws:backup/vault:Vault": self.vault,
+            "aws:cloudwatch/logGroup:LogGroup": self.log_group,
+        }
+
+    @staticmethod
+    def _same(amount: float, basis: str) -> tuple[tuple[float, str], tuple[float, str]]:
+        return (amount, basis), (amount, basis)
+
+    def flat_hourly(self, key: str, what: str) -> Callable[[PlannedResource], Any]:
+        def priced(_: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+            p = self.price(key)
+            return self._same(p.price * self.hours, f"1 {what} x {p.price} /h x {self.hours:g} h")
+
+        return priced
+
+    def flat_monthly(self, key: str, what: str) -> Callable[[PlannedResource], Any]:
+        def priced(_: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+            p = self.price(key)
+            return self._same(p.price, f"1 {what} x {p.price} /month")
+
+        return priced
+
+    def root_volume_gib(self, resource: PlannedResource) -> float:
+        template_urns = set(resource.property_dependencies.get("launchTemplate", ()))
+        template_id = (resource.inputs.get("launchTemplate") or {}).get("id")
+        for candidate in self.graph.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+            linked = candidate.urn in template_urns or (
+                template_id is not None and candidate.outputs.get("id") == template_id
+            )
+            if linked:
+                for mapping in candidate.inputs.get("blockDeviceMappings") or []:
+                    size = _number((mapping.get("ebs") or {}).get("volumeSize"))
+                    if size is not None:
+                        return size
+        disk = _number(resource.inputs.get("diskSize"))
+        return disk if disk is not None else float(_DEFAULT_ROOT_GIB)
+
+    def node_group(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+        types = resource.inputs.get("instanceTypes") or []
+        if not types:
+            raise _NoPriceError("node group names no instance type")
+        on_demand = self.instance(str(types[0]))
+        spot = resource.inputs.get("capacityType") == "SPOT"
+        hourly = on_demand.price
+        label = f"{types[0]} on-demand"
+        if spot:
+            factor = self.price("spot")
+            hourly = on_demand.price * factor.price
+            label = f"{types[0]} spot (estimate: {factor.price:g} x {on_demand.price} /h)"
+        gp3 = self.price("ebs_gp3_gb_month")
+        root = self.root_volume_gib(resource)
+        scaling = resource.inputs.get("scalingConfig") or {}
+
+        def at(nodes: float) -> tuple[float, str]:
+            amount = hourly * nodes * self.hours + root * gp3.price * nodes
+            return amount, f"{nodes:g} x {label} x {self.hours:g} h + {nodes:g} x {root:g} GB gp3"
+
+        return at(_number(scaling.get("minSize")) or 0.0), at(_number(scaling.get("maxSize")) or 0.0)
+
+    def nat_gateway(self, _: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+        hourly = self.price("nat_gateway_hourly")
+        per_gb = self.price("nat_gateway_per_gb")
+        gb = self.use("nat_gb_per_month") / max(self.nat_count, 1)
+        amount = hourly.price * self.hours + gb * per_gb.price
+        return self._same(amount, f"{hourly.price} /h x {self.hours:g} h + {gb:g} GB x {per_gb.price} /GB")
+
+    def vpc_endpoint(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+        if resource.inputs.get("vpcEndpointType", "Gateway") != "Interface":
+            return self._same(0.0, "gateway endpoint: no charge")
+        p = self.price("interface_endpoint_az_hourly")
+        zones = len(resource.inputs.get("subnetIds") or []) or 1
+        return self._same(p.price * zones * self.hours, f"{zones} AZ x {p.price} /h x {self.hours:g} h")
+
+    def bucket(self, _: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+        p = self.price("s3_standard_gb_month")
+        gb = self.use("bucket_stored_gb")
+        return self._same(gb * p.price, f"{gb:g} GB x {p.price} /GB-month")
+
+    def vault(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+        match = _ARN_REGION.match(str(resource.inputs.get("kmsKeyArn") or ""))
+        region = match.group(1) if match else self.region
+        p = self.price("backup_warm_gb_month", region)
+        gb = self.use("backup_stored_gb_per_vault")
+        return self._same(gb * p.price, f"{gb:g} GB x {p.price} /GB-month ({region})")
+
+    def log_group(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+        ingest = self.price("logs_ingestion_per_gb")
+        store = self.price("logs_storage_gb_month")
+        gb = self.use("log_gb_per_month_per_group")
+        days = _number(resource.inputs.get("retentionInDays")) or 3653.0  # never-expire: ten years
+        retained = gb * days / 30.4
+        amount = gb * ingest.price + retained * store.price
+        return self._same(
+            amount,
+            f"{gb:g} GB x {ingest.price} /GB ingested + {retained:.0f} GB retained ({days:g} d) x "
+            f"{store.price} /GB-month",
+        )
+
+
+def estimate_graph(
+    graph: Graph,
+    *,
+    region: str,
+    tier: str | None = None,
+    budget: float | None = None,
+    prices: PriceTable | None = None,
+) -> CostReport:
+    """Price a resource graph (see ``estimate``); for graphs built without a ``Plan``."""
+    table = prices or load_prices()
+    pricer = _Pricer(graph, table, region, tier)
+    pricers = pricer.pricers()
+    by_urn = {r.urn: r for r in graph.resources}
+    idle: list[LineItem] = []
+    peak: list[LineItem] = []
+    unpriced: dict[tuple[str, str], list[str]] = {}
+    free: dict[str, int] = {}
+    for resource in graph.resources:
+        if not resource.custom:
+            continue  # components group resources; they cost nothing themselves
+        price_fn = pricers.get(resource.type)
+        if price_fn is None:
+            if _free_reason(resource.type) is not None:
+                free[resource.type] = free.get(resource.type, 0) + 1
+            else:
+                unpriced.setdefault((resource.type, "no price rule for this resource type"), []).append(
+                    resource.name
+                )
+            continue
+        try:
+            (idle_amount, idle_basis), (peak_amount, peak_basis) = price_fn(resource)
+        except _NoPriceError as missing:
+            unpriced.setdefault((resource.type, str(missing)), []).append(resource.name)
+            continue
+        component = _component_of(resource, by_urn)
+        idle.append(LineItem(resource.urn, resource.name, resource.type, component, idle_amount, idle_basis))
+        peak.append(LineItem(resource.urn, resource.name, resource.type, component, peak_amount, peak_basis))
+
+    used = pricer.used
+    as_of = min(
+        (p.as_of for p in used.values()),
+        default=min(
+            (p.as_of for r in table.regions.values() for p in _all_prices(r)), default=dt.date.today()
+        ),
+    )
+    assumptions = [
+        f"{key} = {pricer.usage[key]:g}"
+        + (f" ({table.usage_notes[key]})" if key in table.usage_notes else "")
+        for key in sorted(pricer.usage_used)
+    ]
+    assumptions += [
+        f"{key} is an estimate: {p.note or p.price}" for key, p in sorted(used.items()) if p.estimate
+    ]
+    assumptions.append(
+        f"list prices in {table.currency}, {table.hours_per_month:g} h a month; no Savings Plans, Reserved "
+        "Instances, taxes, data transfer or per-request charges"
+    )
+    assumptions.append(
+        "idle: every node group at minSize (models at min replicas); peak: every node group at maxSize"
+    )
+    return CostReport(
+        currency=table.currency,
+        prices_as_of=as_of,
+        region=region,
+        idle=_scenario(idle),
+        peak=_scenario(peak),
+        budget=budget,
+        unpriced=tuple(
+            Unpriced(type_, tuple(names), reason) for (type_, reason), names in sorted(unpriced.items())
+        ),
+        assumptions=tuple(assumptions),
+        free=dict(sorted(free.items())),
+        price_sources=table.sources,
+    )
+
+
+def _all_prices(region: Mapping[str, Any]) -> list[Price]:
+    found = [p for p in region.values() if isinstance(p, Price)]
+    return found + list(region.get("instances", {}).values())
+
+
+def _scenario(items: list[LineItem]) -> Scenario:
+    by_component: dict[str, float] = {}
+    for item in items:
+        by_component[item.component] = by_component.get(item.component, 0.0) + item.monthly
+    return Scenario(
+        total=sum(item.monthly for item in items),
+        by_component=dict(sorted(by_component.items(), key=lambda kv: (-kv[1], kv[0]))),
+        by_resource=tuple(items),
+    )
+
+
+def estimate(plan: Plan, prices: PriceTable | None = None, overrides: Path | None = None) -> CostReport:
+    """Monthly list-price cost of a plan at idle and at peak, beside the environment's budget.
+
+    ``prices`` defaults to the shipped table (``keel/prices/aws.yaml``) with ``overrides`` merged over it.
+    Raises ``CostConfigError`` for an unusable override file.
+    """
+    table = prices if prices is not None else load_prices(overrides)
+    return estimate_graph(
+        plan.graph,
+        region=plan.spec.aws.region,
+        tier=plan.spec.tier,
+        budget=plan.spec.budget.monthly_limit_usd,
+        prices=table,
+    )

@@ -1,0 +1,262 @@
+"""The cost model: hand-checked figures for a small graph, unpriced types, idle <= peak, budgets, overrides."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from keel.cli import app
+from keel.cost import CostConfigError, estimate, estimate_graph, load_prices
+from keel.engine import Graph, PlannedResource
+from keel.plan import environment_file, plan_environment
+
+STACK = "urn:pulumi:t::keel::pulumi:pulumi:Stack::keel-t"
+
+
+def _resource(
+    type_: str,
+    name: str,
+    inputs: dict[str, Any] | None = None,
+    *,
+    parent: str | None = STACK,
+    custom: bool = True,
+    deps: dict[str, tuple[str, ...]] | None = None,
+) -> PlannedResource:
+    return PlannedResource(
+        urn=f"urn:pulumi:t::keel::{type_}::{name}",
+        type=type_,
+        name=name,
+        parent=parent,
+        provider=None,
+        custom=custom,
+        inputs=inputs or {},
+        protect=False,
+        retain_on_delete=False,
+        ignore_changes=(),
+        depends_on=(),
+        outputs={},
+        property_dependencies=deps or {},
+    )
+
+
+def _fixture() -> Graph:
+    pool = _resource("keel:aws:GpuNodePool", "gpu-l4-spot", custom=False)
+    template = _resource(
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "gpu-l4-spot-lt",
+        {"blockDeviceMappings": [{"ebs": {"volumeSize": 200.0, "volumeType": "gp3"}}]},
+        parent=pool.urn,
+    )
+    spot_group = _resource(
+        "aws:eks/nodeGroup:NodeGroup",
+        "gpu-l4-spot-ng",
+        {
+            "capacityType": "SPOT",
+            "instanceTypes": ["g6.2xlarge", "g6.4xlarge"],
+            "scalingConfig": {"minSize": 0.0, "maxSize": 2.0, "desiredSize": 0.0},
+        },
+        parent=pool.urn,
+        deps={"launchTemplate": (template.urn,)},
+    )
+    network = _resource("keel:aws:Network", "network", custom=False)
+    return Graph(
+        resources=(
+            pool,
+            template,
+            spot_group,
+            network,
+            _resource("aws:ec2/natGateway:NatGateway", "nat-a", parent=network.urn),
+            _resource(
+                "aws:ec2/vpcEndpoint:VpcEndpoint",
+                "sts",
+                {"vpcEndpointType": "Interface", "subnetIds": ["subnet-a", "subnet-b"]},
+                parent=network.urn,
+            ),
+            _resource(
+                "aws:ec2/vpcEndpoint:VpcEndpoint", "s3", {"vpcEndpointType": "Gateway"}, parent=network.urn
+            ),
+            _resource("aws:kms/key:Key", "key"),
+            _resource("aws:iam/role:Role", "role"),
+            _resource("kubernetes:core/v1:Namespace", "ns"),
+            _resource("aws:rds/instance:Instance", "db"),
+        ),
+        outputs={},
+    )
+
+
+def test_fixture_figures_checked_by_hand() -> None:
+    prices = load_prices()
+    report = estimate_graph(_fixture(), region="us-east-1", tier="staging", budget=1000.0, prices=prices)
+    idle = {item.name: item.monthly for item in report.idle.by_resource}
+    peak = {item.name: item.monthly for item in report.peak.by_resource}
+
+    # Spot node group, first type g6.2xlarge at 0.9776/h, spot estimate 0.40 of on-demand, 200 GB gp3 at 0.08:
+    #   idle (minSize 0): 0
+    #   peak (maxSize 2): 2 x 0.9776 x 0.40 x 730 = 570.9184; + 2 x 200 x 0.08 = 32  -> 602.9184
+    assert idle["gpu-l4-spot-ng"] == pytest.approx(0.0)
+    assert peak["gpu-l4-spot-ng"] == pytest.approx(602.9184)
+    # NAT gateway: 0.045 x 730 = 32.85; staging keeps the default 100 GB, one gateway: 100 x 0.045 = 4.5 -> 37.35
+    assert idle["nat-a"] == pytest.approx(37.35)
+    # Interface endpoint in 2 AZs: 2 x 0.01 x 730 = 14.6; the gateway endpoint is free (0).
+    assert idle["sts"] == pytest.approx(14.6)
+    assert idle["s3"] == 0.0
+    # KMS key: 1.00 a month.
+    assert idle["key"] == pytest.approx(1.0)
+    # Totals: idle 0 + 37.35 + 14.6 + 0 + 1 = 52.95; peak 602.9184 + 52.95 = 655.8684
+    assert report.idle.total == pytest.approx(52.95)
+    assert report.peak.total == pytest.approx(655.8684)
+    # Per component: the node group belongs to its pool, the NAT and endpoints to the network, the key to none.
+    assert report.peak.by_component == pytest.approx(
+        {"gpu-l4-spot": 602.9184, "network": 51.95, "(stack)": 1.0}
+    )
+    assert report.prices_as_of == dt.date(2026, 11, 27)
+    assert any("nat_gb_per_month = 100" in a for a in report.assumptions)
+    assert any("spot is an estimate" in a for a in report.assumptions)
+
+
+def test_unpriced_types_are_listed_never_zero_and_free_types_are_not() -> None:
+    report = estimate_graph(_fixture(), region="us-east-1", prices=load_prices())
+    assert [(u.type, u.resources) for u in report.unpriced] == [("aws:rds/instance:Instance", ("db",))]
+    assert not report.complete
+    assert "db" not in {item.name for item in report.idle.by_resource}
+    assert report.free == {
+        "aws:ec2/launchTemplate:LaunchTemplate": 1,
+        "aws:iam/role:Role": 1,
+        "kubernetes:core/v1:Namespace": 1,
+    }
+    assert report.to_json()["unpriced"][0]["type"] == "aws:rds/instance:Instance"
+
+
+def test_a_region_without_prices_makes_resources_unpriced() -> None:
+    report = estimate_graph(_fixture(), region="eu-west-1", prices=load_prices())
+    reasons = {u.type: u.reason for u in report.unpriced}
+    assert "aws:eks/nodeGroup:NodeGroup" in reasons
+    assert "eu-west-1" in reasons["aws:eks/nodeGroup:NodeGroup"]
+    assert report.idle.total == 0.0
+
+
+def test_budget_comparison() -> None:
+    prices = load_prices()
+    within = estimate_graph(_fixture(), region="us-east-1", tier="staging", budget=1000.0, prices=prices)
+    assert within.peak_within_budget is True
+    over = estimate_graph(_fixture(), region="us-east-1", tier="staging", budget=100.0, prices=prices)
+    assert over.idle_within_budget is True  # 52.95 <= 100
+    assert over.peak_within_budget is False  # 655.87 > 100
+    budget = over.to_json()["budget"]
+    assert budget["monthly_limit"] == 100.0
+    assert budget["peak_share"] == pytest.approx(6.5587, abs=1e-4)
+    assert estimate_graph(_fixture(), region="us-east-1", prices=prices).to_json()["budget"] is None
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_shipped_environments_idle_not_above_peak_and_fully_priced(environment: str) -> None:
+    plan = plan_environment(environment_file(environment), check_policies=False)
+    report = estimate(plan)
+    data = report.to_json()
+    assert set(data) >= {"currency", "prices_as_of", "idle", "peak", "budget", "unpriced", "assumptions"}
+    assert data["unpriced"] == [], data["unpriced"]
+    assert 0 < report.idle.total <= report.peak.total
+    for component, idle_amount in report.idle.by_component.items():
+        assert idle_amount <= report.peak.by_component[component] + 1e-9
+    assert data["budget"]["monthly_limit"] == plan.spec.budget.monthly_limit_usd
+    assert report.peak_within_budget, (report.peak.total, report.budget)
+
+
+def test_override_merges_over_the_shipped_table(tmp_path: Path) -> None:
+    override = tmp_path / "prices.yaml"
+    override.write_text(
+        "regions:\n"
+        "  us-east-1:\n"
+        "    spot: {price: 0.5, unit: fraction, source: 'https://aws.amazon.com/ec2/spot/pricing/',"
+        " as_of: '2026-12-01', estimate: true}\n"
+        "    instances:\n"
+        "      g5.xlarge: {price: 1.006, unit: hour, source: 'https://aws.amazon.com/ec2/pricing/on-demand/',"
+        " as_of: '2026-12-01'}\n"
+        "usage:\n"
+        "  nat_gb_per_month: 0\n"
+    )
+    prices = load_prices(override)
+    spot = prices.price("us-east-1", "spot")
+    assert spot is not None
+    assert spot.price == 0.5
+    assert prices.instance("us-east-1", "g5.xlarge") is not None
+    g6 = prices.instance("us-east-1", "g6.2xlarge")  # shipped entries survive the merge
+    assert g6 is not None
+    assert g6.price == 0.9776
+    report = estimate_graph(_fixture(), region="us-east-1", prices=prices)
+    peak = {item.name: item.monthly for item in report.peak.by_resource}
+    # 2 x 0.9776 x 0.5 x 730 = 713.648; + 32 gp3 = 745.648. NAT: 32.85 + 0 GB.
+    assert peak["gpu-l4-spot-ng"] == pytest.approx(745.648)
+    assert peak["nat-a"] == pytest.approx(32.85)
+    assert str(override) in report.price_sources
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "regions:\n  us-east-1:\n    kms_key_monthly: {price: -1, source: 'https://x', as_of: '2026-01-01'}\n",
+            "regions.us-east-1.kms_key_monthly.price = -1: must be a number",
+        ),
+        (
+            "regions:\n  us-east-1:\n    kms_key_monthly: {price: 2}\n",
+            "regions.us-east-1.kms_key_monthly.source = None: must be the https:// URL",
+        ),
+        (
+            "regions:\n  us-east-1:\n    kms_key_monthly: {price: 2, source: 'https://x', as_of: soon}\n",
+            "regions.us-east-1.kms_key_monthly.as_of = 'soon': must be a date",
+        ),
+        (
+            "regions:\n  us-east-1:\n    nat_hourly: 0.05\n",
+            "regions.us-east-1.nat_hourly = 0.05: unknown price",
+        ),
+        ("usage:\n  nat_gb_per_month: lots\n", "usage.nat_gb_per_month = 'lots': must be a number"),
+        ("usage:\n  egress_gb: 5\n", "usage.egress_gb = 5: unknown usage"),
+        ("- a list\n", "(top level)"),
+    ],
+)
+def test_bad_override_names_file_key_path_and_value(tmp_path: Path, text: str, expected: str) -> None:
+    override = tmp_path / "bad.yaml"
+    override.write_text(text)
+    with pytest.raises(CostConfigError) as error:
+        load_prices(override)
+    assert str(error.value).startswith(f"{override}: ")
+    assert expected in str(error.value)
+
+
+def test_shipped_prices_all_carry_source_and_date() -> None:
+    prices = load_prices()
+    for region in ("us-east-1", "us-west-2"):
+        for instance_type in ("g6.2xlarge", "g6.4xlarge", "g6e.12xlarge", "m7i.large", "m7i.xlarge"):
+            entry = prices.instance(region, instance_type)
+            assert entry is not None
+            assert entry.source.startswith("https://aws.amazon.com/")
+        spot = prices.price(region, "spot")
+        assert spot is not None
+        assert spot.estimate
+
+
+def test_cost_command_prints_idle_peak_budget_and_the_price_date() -> None:
+    result = CliRunner().invoke(app, ["cost", "prod", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["idle"]["total"] <= report["peak"]["total"]
+    assert report["budget"]["monthly_limit"] == 60000.0
+    assert report["prices_as_of"]
+    text = CliRunner().invoke(app, ["cost", "prod"])
+    assert text.exit_code == 0, text.output
+    assert "total per month" in text.stdout
+    assert "monthly budget" in text.stdout
+
+
+def test_cost_command_rejects_a_bad_price_file(tmp_path: Path) -> None:
+    bad = tmp_path / "prices.yaml"
+    bad.write_text("regions: [not, a, mapping]\n")
+    result = CliRunner().invoke(app, ["cost", "dev", "--prices", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert str(bad) in result.output
