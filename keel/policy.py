@@ -266,6 +266,11 @@ class PolicyReport:
             "violations": [v.to_json() for v in self.violations],
             "exemptions": [e.to_json() for e in self.exemptions],
             "undecided": [u.to_json() for u in self.undecided],
+            "remediation": {
+                name: self.remediation[name]
+                for name in sorted({f.policy for f in (*self.violations, *self.exemptions)})
+                if name in self.remediation
+            },
         }
 
 
