@@ -80,6 +80,17 @@ def child_options(
     )
 
 
+#: Tag on each resource AWS bills by volume: the GB the cost model assumes for it (processed per month for NAT
+#: gateways, ingested per month for log groups, held for buckets and backup vaults). Keeping the assumption on
+#: the resource lets ``keel cost`` and the budget policy under ``pulumi preview`` price the same figure.
+ASSUMED_GB_TAG = "keel:cost-assumed-gb"
+
+
+def assumed_gb(gb: float | None) -> dict[str, str]:
+    """The ``ASSUMED_GB_TAG`` entry for a volume (none when no volume is assumed: the resource is unpriced)."""
+    return {} if gb is None else {ASSUMED_GB_TAG: f"{gb:g}"}
+
+
 def named_tags(tags: Mapping[str, str], name: str, **extra: str) -> dict[str, str]:
     """The environment's tags plus ``Name`` (what the AWS console shows) and any resource-specific extras."""
     return {**tags, "Name": name, **extra}

@@ -1,12 +1,18 @@
 """The cost model: monthly list-price cost of a plan at idle and at peak, from a price table shipped as data.
 
 ``estimate(plan)`` prices every custom resource in the plan's graph with ``keel/prices/aws.yaml`` (optionally
-overridden by a user file of the same shape). Node groups cost their first instance type's hourly price
-(spot groups at the recorded spot estimate) times nodes times ``hours_per_month``, plus their gp3 root volumes;
-**idle** counts every node group at its ``minSize`` (so models at their minimum replicas), **peak** at its
-``maxSize``. Usage-based items (NAT and log GB, stored GB) use the table's ``usage`` assumptions, which are
-reported with the estimate. A resource type with no price is listed as unpriced, never counted as zero; types
-free by nature are listed in ``FREE_TYPES``/``FREE_PREFIXES``.
+overridden by a user file of the same shape). Node groups cost an instance type's hourly price (spot groups at
+the recorded spot estimate) times nodes times ``hours_per_month``, plus their gp3 root volumes: **idle** counts
+every node group at its ``minSize`` on its first instance type (the one EKS launches first for on-demand
+capacity; models at their minimum replicas), **peak** at its ``maxSize`` on its most expensive type (the
+autoscaler may pick any type in the list). Usage-based items (NAT and log GB, stored GB) take their volume from
+the resource's own ``keel:cost-assumed-gb`` tag, which the components set from the environment's
+``keel:usage``; the estimate lists every volume it assumed. A resource type with no price, or a usage-based
+resource without that tag, is listed as unpriced, never counted as zero; types free by nature are listed in
+``FREE_TYPES``/``FREE_PREFIXES``.
+
+The pricing reads only the resource graph, so the plan, ``keel cost`` and the ``peak-spend-within-budget``
+policy (offline and under ``pulumi preview``) compute the same figures.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from components.base import ASSUMED_GB_TAG
 from keel.engine import Graph, PlannedResource
 
 if TYPE_CHECKING:
@@ -83,13 +90,6 @@ _PRICE_KEYS = (
     "logs_storage_gb_month",
     "budget_monthly",
 )
-_USAGE_KEYS = (
-    "nat_gb_per_month",
-    "log_gb_per_month_per_group",
-    "bucket_stored_gb",
-    "backup_stored_gb_per_vault",
-)
-_ARN_REGION = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}(?:-gov)?-[a-z]+-\d):")
 _DEFAULT_ROOT_GIB = 20  # EKS managed node groups' default disk when no launch template sets one
 
 
@@ -115,9 +115,6 @@ class PriceTable:
     hours_per_month: float
     regions: Mapping[str, Mapping[str, Any]]
     """region -> {"instances": {type: Price}, <price key>: Price}"""
-    usage: Mapping[str, float]
-    usage_notes: Mapping[str, str]
-    usage_by_tier: Mapping[str, Mapping[str, float]]
     sources: tuple[str, ...]
     """The files this table was read from, shipped first."""
 
@@ -127,12 +124,6 @@ class PriceTable:
 
     def instance(self, region: str, instance_type: str) -> Price | None:
         return self.regions.get(region, {}).get("instances", {}).get(instance_type)
-
-    def usage_for(self, tier: str | None) -> dict[str, float]:
-        values = dict(self.usage)
-        if tier:
-            values.update(self.usage_by_tier.get(tier, {}))
-        return values
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any], path: str = "") -> dict[str, Any]:
@@ -146,6 +137,15 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any], path: str = "") 
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _display(path: Path) -> str:
+    """A price file's name as reports show it: relative to the project when inside it, so that plans of two
+    checkouts (``keel diff``) compare equal."""
+    try:
+        return str(path.resolve().relative_to(PRICES_FILE.parents[2]))
+    except ValueError:
+        return str(path)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -254,43 +254,16 @@ def _parse_table(data: Mapping[str, Any], source: str, files: tuple[str, ...]) -
                 source, f"{path}.spot.price", spot.price, "is a fraction of on-demand, above 0 up to 1"
             )
         regions[str(region)] = parsed
-    raw_usage = data.get("usage", {})
-    if not isinstance(raw_usage, Mapping):
-        raise _fail(source, "usage", raw_usage, "must be a mapping")
-    usage: dict[str, float] = {}
-    notes: dict[str, str] = {}
-    by_tier: dict[str, dict[str, float]] = {}
-    for key, value in raw_usage.items():
-        if key == "by_tier":
-            if not isinstance(value, Mapping):
-                raise _fail(source, "usage.by_tier", value, "must map tiers to usage values")
-            for tier, values in value.items():
-                if not isinstance(values, Mapping):
-                    raise _fail(source, f"usage.by_tier.{tier}", values, "must be a mapping")
-                by_tier[str(tier)] = {
-                    k: _usage_number(source, f"usage.by_tier.{tier}.{k}", k, v) for k, v in values.items()
-                }
-            continue
-        amount = value
-        if isinstance(value, Mapping):
-            note = value.get("note")
-            if isinstance(note, str):
-                notes[key] = note
-            amount = value.get("value")
-        usage[key] = _usage_number(source, f"usage.{key}", key, amount)
-    missing = [k for k in _USAGE_KEYS if k not in usage]
-    if missing:
-        raise _fail(source, f"usage.{missing[0]}", None, "is required")
-    return PriceTable(currency, hours, regions, usage, notes, by_tier, files)
-
-
-def _usage_number(source: str, path: str, key: str, value: Any) -> float:
-    if key not in _USAGE_KEYS:
-        raise _fail(source, path, value, f"unknown usage; allowed: {', '.join(_USAGE_KEYS)}")
-    number = _number(value)
-    if number is None or number < 0:
-        raise _fail(source, path, value, "must be a number of at least 0")
-    return number
+    unknown = sorted(set(data) - {"currency", "hours_per_month", "regions"})
+    if unknown:
+        raise _fail(
+            source,
+            unknown[0],
+            data[unknown[0]],
+            "unknown key; allowed: currency, hours_per_month, regions (usage volumes belong in the "
+            "environment's keel:usage)",
+        )
+    return PriceTable(currency, hours, regions, files)
 
 
 def load_prices(overrides: Path | None = None, shipped: Path = PRICES_FILE) -> PriceTable:
@@ -299,7 +272,7 @@ def load_prices(overrides: Path | None = None, shipped: Path = PRICES_FILE) -> P
     Raises ``CostConfigError`` naming the file, the key path and the value for anything it cannot use.
     """
     base = _read_yaml(shipped)
-    files = (str(shipped),)
+    files = (_display(shipped),)
     if overrides is None:
         return _parse_table(base, str(shipped), files)
     _parse_table(base, str(shipped), files)  # the shipped table alone must be sound
@@ -307,7 +280,7 @@ def load_prices(overrides: Path | None = None, shipped: Path = PRICES_FILE) -> P
     # Check the override's own price entries first, so errors name the user's file.
     _check_override(extra, str(overrides))
     merged = _deep_merge(base, extra)
-    return _parse_table(merged, str(overrides), (*files, str(overrides)))
+    return _parse_table(merged, str(overrides), (*files, _display(overrides)))
 
 
 def _check_override(extra: Mapping[str, Any], source: str) -> None:
@@ -453,15 +426,15 @@ def _free_reason(type_: str) -> str | None:
 
 
 class _Pricer:
-    def __init__(self, graph: Graph, table: PriceTable, region: str, tier: str | None) -> None:
+    def __init__(self, graph: Graph, table: PriceTable, region: str) -> None:
         self.graph = graph
         self.table = table
         self.region = region
         self.hours = table.hours_per_month
-        self.usage = table.usage_for(tier)
+        self.providers = {r.urn: r for r in graph.resources if r.type.startswith("pulumi:providers:")}
         self.used: dict[str, Price] = {}
-        self.usage_used: set[str] = set()
-        self.nat_count = len(graph.of_type("aws:ec2/natGateway:NatGateway"))
+        self.assumed: list[str] = []
+        """Every usage volume taken from a resource's ``keel:cost-assumed-gb`` tag, for the assumptions."""
 
     def price(self, key: str, region: str | None = None) -> Price:
         region = region or self.region
@@ -471,16 +444,33 @@ class _Pricer:
         self.used[f"{region}.{key}"] = found
         return found
 
-    def instance(self, instance_type: str) -> Price:
-        found = self.table.instance(self.region, instance_type)
+    def instance(self, instance_type: str, region: str | None = None) -> Price:
+        region = region or self.region
+        found = self.table.instance(region, instance_type)
         if found is None:
-            raise _NoPriceError(f"no on-demand price for {instance_type} in {self.region} in the price table")
-        self.used[f"{self.region}.instances.{instance_type}"] = found
+            raise _NoPriceError(f"no on-demand price for {instance_type} in {region} in the price table")
+        self.used[f"{region}.instances.{instance_type}"] = found
         return found
 
-    def use(self, key: str) -> float:
-        self.usage_used.add(key)
-        return self.usage[key]
+    def region_of(self, resource: PlannedResource) -> str:
+        """The region of the resource's provider (e.g. the backup copy region), else the environment's."""
+        provider = self.providers.get(resource.provider or "")
+        region = provider.inputs.get("region") if provider is not None else None
+        return region if isinstance(region, str) and region else self.region
+
+    def assumed_gb(self, resource: PlannedResource, meaning: str) -> float:
+        """The volume a resource's ``keel:cost-assumed-gb`` tag states (``meaning`` says what it measures)."""
+        raw = resource.tags.get(ASSUMED_GB_TAG)
+        try:
+            gb = float(raw) if raw is not None else None
+        except ValueError:
+            gb = None
+        if raw is None:
+            raise _NoPriceError(f"usage-priced, and it has no {ASSUMED_GB_TAG} tag: set keel:usage")
+        if gb is None or gb < 0:
+            raise _NoPriceError(f"usage-priced, and its {ASSUMED_GB_TAG} tag {raw!r} is not a number of GB")
+        self.assumed.append(f"{resource.name}: {gb:g} GB {meaning}")
+        return gb
 
     def pricers(self) -> dict[str, Callable[[PlannedResource], tuple[tuple[float, str], tuple[float, str]]]]:
         return {
@@ -502,15 +492,15 @@ class _Pricer:
         return (amount, basis), (amount, basis)
 
     def flat_hourly(self, key: str, what: str) -> Callable[[PlannedResource], Any]:
-        def priced(_: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
-            p = self.price(key)
+        def priced(resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+            p = self.price(key, self.region_of(resource))
             return self._same(p.price * self.hours, f"1 {what} x {p.price} /h x {self.hours:g} h")
 
         return priced
 
     def flat_monthly(self, key: str, what: str) -> Callable[[PlannedResource], Any]:
-        def priced(_: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
-            p = self.price(key)
+        def priced(resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+            p = self.price(key, self.region_of(resource))
             return self._same(p.price, f"1 {what} x {p.price} /month")
 
         return priced
@@ -531,31 +521,36 @@ class _Pricer:
         return disk if disk is not None else float(_DEFAULT_ROOT_GIB)
 
     def node_group(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
-        types = resource.inputs.get("instanceTypes") or []
+        types = [str(t) for t in resource.inputs.get("instanceTypes") or []]
         if not types:
             raise _NoPriceError("node group names no instance type")
-        on_demand = self.instance(str(types[0]))
-        spot = resource.inputs.get("capacityType") == "SPOT"
-        hourly = on_demand.price
-        label = f"{types[0]} on-demand"
-        if spot:
-            factor = self.price("spot")
-            hourly = on_demand.price * factor.price
-            label = f"{types[0]} spot (estimate: {factor.price:g} x {on_demand.price} /h)"
-        gp3 = self.price("ebs_gp3_gb_month")
+        region = self.region_of(resource)
+        prices = {t: self.instance(t, region) for t in types}
+        priciest = max(types, key=lambda t: prices[t].price)
+        spot = self.price("spot", region) if resource.inputs.get("capacityType") == "SPOT" else None
+        gp3 = self.price("ebs_gp3_gb_month", region)
         root = self.root_volume_gib(resource)
         scaling = resource.inputs.get("scalingConfig") or {}
 
-        def at(nodes: float) -> tuple[float, str]:
+        def at(nodes: float, instance_type: str) -> tuple[float, str]:
+            hourly = prices[instance_type].price
+            label = f"{instance_type} on-demand"
+            if spot is not None:
+                label = f"{instance_type} spot (estimate: {spot.price:g} x {hourly} /h)"
+                hourly *= spot.price
             amount = hourly * nodes * self.hours + root * gp3.price * nodes
             return amount, f"{nodes:g} x {label} x {self.hours:g} h + {nodes:g} x {root:g} GB gp3"
 
-        return at(_number(scaling.get("minSize")) or 0.0), at(_number(scaling.get("maxSize")) or 0.0)
+        return (
+            at(_number(scaling.get("minSize")) or 0.0, types[0]),
+            at(_number(scaling.get("maxSize")) or 0.0, priciest),
+        )
 
-    def nat_gateway(self, _: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
-        hourly = self.price("nat_gateway_hourly")
-        per_gb = self.price("nat_gateway_per_gb")
-        gb = self.use("nat_gb_per_month") / max(self.nat_count, 1)
+    def nat_gateway(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+        region = self.region_of(resource)
+        hourly = self.price("nat_gateway_hourly", region)
+        per_gb = self.price("nat_gateway_per_gb", region)
+        gb = self.assumed_gb(resource, "processed a month")
         amount = hourly.price * self.hours + gb * per_gb.price
         return self._same(amount, f"{hourly.price} /h x {self.hours:g} h + {gb:g} GB x {per_gb.price} /GB")
 
@@ -566,22 +561,22 @@ class _Pricer:
         zones = len(resource.inputs.get("subnetIds") or []) or 1
         return self._same(p.price * zones * self.hours, f"{zones} AZ x {p.price} /h x {self.hours:g} h")
 
-    def bucket(self, _: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
-        p = self.price("s3_standard_gb_month")
-        gb = self.use("bucket_stored_gb")
+    def bucket(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
+        p = self.price("s3_standard_gb_month", self.region_of(resource))
+        gb = self.assumed_gb(resource, "stored")
         return self._same(gb * p.price, f"{gb:g} GB x {p.price} /GB-month")
 
     def vault(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
-        match = _ARN_REGION.match(str(resource.inputs.get("kmsKeyArn") or ""))
-        region = match.group(1) if match else self.region
+        region = self.region_of(resource)
         p = self.price("backup_warm_gb_month", region)
-        gb = self.use("backup_stored_gb_per_vault")
+        gb = self.assumed_gb(resource, "of recovery points stored")
         return self._same(gb * p.price, f"{gb:g} GB x {p.price} /GB-month ({region})")
 
     def log_group(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
-        ingest = self.price("logs_ingestion_per_gb")
-        store = self.price("logs_storage_gb_month")
-        gb = self.use("log_gb_per_month_per_group")
+        region = self.region_of(resource)
+        ingest = self.price("logs_ingestion_per_gb", region)
+        store = self.price("logs_storage_gb_month", region)
+        gb = self.assumed_gb(resource, "ingested a month")
         days = _number(resource.inputs.get("retentionInDays")) or 3653.0  # never-expire: ten years
         retained = gb * days / 30.4
         amount = gb * ingest.price + retained * store.price
@@ -596,13 +591,12 @@ def estimate_graph(
     graph: Graph,
     *,
     region: str,
-    tier: str | None = None,
     budget: float | None = None,
     prices: PriceTable | None = None,
 ) -> CostReport:
     """Price a resource graph (see ``estimate``); for graphs built without a ``Plan``."""
     table = prices or load_prices()
-    pricer = _Pricer(graph, table, region, tier)
+    pricer = _Pricer(graph, table, region)
     pricers = pricer.pricers()
     by_urn = {r.urn: r for r in graph.resources}
     idle: list[LineItem] = []
@@ -637,11 +631,11 @@ def estimate_graph(
             (p.as_of for r in table.regions.values() for p in _all_prices(r)), default=dt.date.today()
         ),
     )
-    assumptions = [
-        f"{key} = {pricer.usage[key]:g}"
-        + (f" ({table.usage_notes[key]})" if key in table.usage_notes else "")
-        for key in sorted(pricer.usage_used)
-    ]
+    assumptions = (
+        [f"volumes from the {ASSUMED_GB_TAG} tags (set from keel:usage): {'; '.join(pricer.assumed)}"]
+        if pricer.assumed
+        else []
+    )
     assumptions += [
         f"{key} is an estimate: {p.note or p.price}" for key, p in sorted(used.items()) if p.estimate
     ]
@@ -650,7 +644,8 @@ def estimate_graph(
         "Instances, taxes, data transfer or per-request charges"
     )
     assumptions.append(
-        "idle: every node group at minSize (models at min replicas); peak: every node group at maxSize"
+        "idle: every node group at minSize on its first instance type (models at min replicas); peak: every "
+        "node group at maxSize on its most expensive instance type"
     )
     return CostReport(
         currency=table.currency,
@@ -694,7 +689,6 @@ def estimate(plan: Plan, prices: PriceTable | None = None, overrides: Path | Non
     return estimate_graph(
         plan.graph,
         region=plan.spec.aws.region,
-        tier=plan.spec.tier,
         budget=plan.spec.budget.monthly_limit_usd,
         prices=table,
     )

@@ -135,7 +135,6 @@ def plan_stack_file(
     cost = estimate_graph(
         graph,
         region=spec.aws.region,
-        tier=spec.tier,
         budget=spec.budget.monthly_limit_usd,
         prices=load_prices(),
     )

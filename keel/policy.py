@@ -80,10 +80,17 @@ def policy_resource(
     urn: str | None = None,
     name: str = "subject",
     protect: bool = False,
+    provider: PolicyProviderResource | None = None,
 ) -> PolicyResource:
     """A resource as the engine passes it to a stack policy (dependencies filled by ``link``)."""
     urn = urn or f"urn:pulumi:test::keel::{resource_type}::{name}"
-    return PolicyResource(resource_type, _props(props), urn, name, _options(protect), None, None, [], {})
+    return PolicyResource(resource_type, _props(props), urn, name, _options(protect), provider, None, [], {})
+
+
+def policy_provider(region: str, *, name: str = "aws") -> PolicyProviderResource:
+    """An explicit AWS provider as the engine passes it with a stack policy's resources."""
+    urn = f"urn:pulumi:test::keel::pulumi:providers:aws::{name}"
+    return PolicyProviderResource("pulumi:providers:aws", _props({"region": region}), urn, name)
 
 
 def link(resource: PolicyResource, prop_name: str, *targets: PolicyResource) -> PolicyResource:

@@ -27,6 +27,9 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
+
+from keel.engine import Graph, PlannedResource
 
 Domain = Literal["network", "cluster", "compute", "data", "secrets", "cost", "kubernetes", "tagging"]
 Category = Literal["security", "cost", "availability"]
@@ -245,6 +248,85 @@ def depends_on(resource: PolicyResource, target: PolicyResource, prop_name: str 
         return any(d.urn == target.urn for d in resource.property_dependencies.get(prop_name, []))
     return any(d.urn == target.urn for d in resource.dependencies) or any(
         d.urn == target.urn for deps in resource.property_dependencies.values() for d in deps
+    )
+
+
+def known(value: Any) -> Any:
+    """A plain copy of a property value with every value unknown at preview replaced by ``None``.
+
+    For code that walks whole property trees (the cost model) rather than reading one property: the engine's
+    proxies raise ``UnknownValueError`` on any unknown value, which would make such a walk undecidable.
+    """
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key in value:
+            try:
+                out[str(key)] = known(value[key])
+            except UnknownValueError:
+                out[str(key)] = None
+        return out
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        listed: list[Any] = []
+        for index in range(len(value)):
+            try:
+                listed.append(known(value[index]))
+            except UnknownValueError:
+                listed.append(None)
+        return listed
+    return value
+
+
+def planned_graph(resources: Sequence[PolicyResource]) -> Graph:
+    """The stack's resources as the offline engine's ``Graph`` (with their providers), for shared models such
+    as ``keel.cost`` that read graphs. Unknown values become ``None``; components are not part of it."""
+    planned: dict[str, PlannedResource] = {}
+    for resource in resources:
+        provider = resource.provider
+        if provider is not None and provider.urn not in planned:
+            planned[provider.urn] = _planned(
+                provider.urn, provider.resource_type, provider.name, provider.props
+            )
+        planned[resource.urn] = _planned(
+            resource.urn,
+            resource.resource_type,
+            resource.name,
+            resource.props,
+            parent=resource.opts.parent,
+            provider=provider.urn if provider is not None else None,
+            protect=resource.opts.protect,
+            property_dependencies={
+                key: tuple(d.urn for d in deps) for key, deps in resource.property_dependencies.items()
+            },
+        )
+    return Graph(tuple(planned.values()), {})
+
+
+def _planned(
+    urn: str,
+    type_: str,
+    name: str,
+    props: Mapping[str, Any],
+    *,
+    parent: str | None = None,
+    provider: str | None = None,
+    protect: bool = False,
+    property_dependencies: Mapping[str, tuple[str, ...]] | None = None,
+) -> PlannedResource:
+    values = known(props)
+    return PlannedResource(
+        urn=urn,
+        type=type_,
+        name=name,
+        parent=parent,
+        provider=provider,
+        custom=True,
+        inputs=values,
+        protect=protect,
+        retain_on_delete=False,
+        ignore_changes=(),
+        depends_on=(),
+        outputs=values,
+        property_dependencies=property_dependencies or {},
     )
 
 

@@ -136,6 +136,8 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
                 spec.network.flow_log_retention_days, "network.flowLogRetentionDays"
             ),
             log_key_arn=keys.arn("logs"),
+            assumed_nat_gb_per_month=spec.usage.nat_gb_per_month,
+            assumed_flow_log_gb_per_month=spec.usage.flow_log_gb_per_month,
             tags=tags,
             stateful=stateful,
         ),
@@ -153,6 +155,7 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
             secrets_key_arn=keys.arn("cluster"),
             log_key_arn=keys.arn("logs"),
             log_retention_days=resolved(spec.cluster.log_retention_days, "cluster.logRetentionDays"),
+            assumed_log_gb_per_month=spec.usage.control_plane_log_gb_per_month,
             admin_role_arns=list(spec.cluster.admin_role_arns),
             system_nodes=SystemNodes(
                 instance_types=list(system.instance_types),
@@ -214,6 +217,8 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
             # A deterministic name (unique through the account id) so operators can mirror model weights to a
             # documented s3:// path, and model servers can be pointed at it without waiting for the cloud.
             bucket_name=artifact_bucket_name(spec),
+            assumed_bucket_gb=spec.usage.artifact_bucket_gb,
+            assumed_vault_gb=spec.usage.backup_vault_gb,
             noncurrent_version_days=backups_spec.noncurrent_version_days,
             daily_retention_days=daily_days,
             weekly_retention_days=backups_spec.weekly_retention_days,

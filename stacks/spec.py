@@ -101,15 +101,57 @@ class TierDefaults:
     secret_recovery_days: int
     min_replicas: int
     weights: WeightsSource
+    usage: Mapping[str, float]
+    """Assumed monthly volumes (``UsageSpec`` keys, camelCase) for the cost model."""
+
+
+def _usage(nat: float, logs: float, artifacts: float, backups: float) -> dict[str, float]:
+    return {
+        "natGbPerMonth": nat,
+        "flowLogGbPerMonth": logs,
+        "controlPlaneLogGbPerMonth": logs,
+        "artifactBucketGb": artifacts,
+        "backupVaultGb": backups,
+    }
 
 
 TIER_DEFAULTS: dict[str, TierDefaults] = {
-    "dev": TierDefaults(2, "single", 30, "spot", 7, None, False, False, False, False, 7, 7, 0, "hub"),
+    "dev": TierDefaults(
+        2, "single", 30, "spot", 7, None, False, False, False, False, 7, 7, 0, "hub", _usage(50, 2, 50, 50)
+    ),
     "staging": TierDefaults(
-        3, "single", 90, "spot-with-fallback", 35, None, False, False, True, False, 30, 30, 1, "hub"
+        3,
+        "single",
+        90,
+        "spot-with-fallback",
+        35,
+        None,
+        False,
+        False,
+        True,
+        False,
+        30,
+        30,
+        1,
+        "hub",
+        _usage(100, 5, 100, 100),
     ),
     "prod": TierDefaults(
-        3, "per-az", 365, "on-demand-floor", 35, 365, True, True, True, True, 30, 30, 2, "artifact-bucket"
+        3,
+        "per-az",
+        365,
+        "on-demand-floor",
+        35,
+        365,
+        True,
+        True,
+        True,
+        True,
+        30,
+        30,
+        2,
+        "artifact-bucket",
+        _usage(300, 20, 200, 400),
     ),
 }
 
@@ -426,6 +468,30 @@ class ModelSpec(SpecModel):
 MAX_BUDGET_NOTIFICATIONS = 10
 
 
+class UsageSpec(SpecModel):
+    """Volumes the cost model assumes for the resources AWS bills by use (GB), not by the hour.
+
+    Each figure is stamped on its resource as the ``keel:cost-assumed-gb`` tag, so ``keel cost``, the plan's
+    cost section and the ``peak-spend-within-budget`` policy (also under ``pulumi preview``) price the same
+    number, and a reviewer sees a changed assumption in the diff. Defaults are per tier; replace them with
+    figures from Cost Explorer once the environment has run for a month.
+    """
+
+    nat_gb_per_month: float = Field(ge=0, le=1_000_000)
+    """GB processed per month by all NAT gateways together (split evenly between them). Default: dev 50,
+    staging 100, prod 300."""
+    flow_log_gb_per_month: float = Field(ge=0, le=1_000_000)
+    """GB of VPC flow logs ingested into CloudWatch per month. Default: dev 2, staging 5, prod 20."""
+    control_plane_log_gb_per_month: float = Field(ge=0, le=1_000_000)
+    """GB of EKS control-plane logs ingested into CloudWatch per month. Default: dev 2, staging 5, prod 20."""
+    artifact_bucket_gb: float = Field(ge=0, le=1_000_000)
+    """GB held in the artifact bucket (mirrored model weights, all versions). Default: dev 50, staging 100,
+    prod 200."""
+    backup_vault_gb: float = Field(ge=0, le=1_000_000)
+    """GB of recovery points held in each backup vault (the copy vault holds the same). Default: dev 50,
+    staging 100, prod 400."""
+
+
 class BudgetSpec(SpecModel):
     """The environment's monthly cost budget and alerts."""
 
@@ -509,6 +575,8 @@ class EnvironmentSpec(SpecModel):
     """Backup policy. Default: the tier's."""
     budget: BudgetSpec
     """Monthly budget and alerts. Required."""
+    usage: UsageSpec = Field(default_factory=lambda: UsageSpec.model_validate(TIER_DEFAULTS["dev"].usage))
+    """Volumes the cost model assumes (NAT, logs, stored GB). Default: the tier's."""
     models: list[ModelSpec] = Field(default_factory=list)
     """Models served on the GPU pools. Default: none."""
 
@@ -550,6 +618,8 @@ class EnvironmentSpec(SpecModel):
             },
         )
         fill("budget", {"anomalyDetection": tier.anomaly_detection})
+        data.setdefault("usage", {})
+        fill("usage", tier.usage)
         models = data.get("models")
         if isinstance(models, list):
             data["models"] = [

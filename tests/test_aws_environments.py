@@ -162,6 +162,25 @@ def test_nat_gateways_and_zones_per_tier(
     assert len({s.inputs["availabilityZone"] for s in subnets}) == zones
 
 
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_usage_priced_resources_carry_the_spec_volume_for_the_cost_model(
+    plans: dict[str, Plan], env: str
+) -> None:
+    graph, usage = plans[env].graph, plans[env].spec.usage
+    assumed = {
+        r.name: float(r.tags["keel:cost-assumed-gb"]) for r in graph if "keel:cost-assumed-gb" in r.tags
+    }
+    nats = graph.of_type("aws:ec2/natGateway:NatGateway")
+    # The NAT volume is the environment's total, split evenly between its gateways.
+    assert {assumed[n.name] for n in nats} == {usage.nat_gb_per_month / len(nats)}
+    assert assumed["network-flow-logs"] == usage.flow_log_gb_per_month
+    assert assumed["cluster-control-plane-logs"] == usage.control_plane_log_gb_per_month
+    assert assumed["backups-bucket"] == usage.artifact_bucket_gb
+    vaults = [r.name for r in graph.of_type("aws:backup/vault:Vault")]
+    assert {assumed[v] for v in vaults} == {usage.backup_vault_gb}
+    assert len(assumed) == len(nats) + 3 + len(vaults)
+
+
 def test_dev_gpu_pools_are_spot_only_and_scale_to_zero(plans: dict[str, Plan]) -> None:
     pools = gpu_node_groups(plans["dev"].graph)
     assert pools

@@ -14,6 +14,7 @@ from keel.cli import app
 from keel.cost import CostConfigError, estimate, estimate_graph, load_prices
 from keel.engine import Graph, PlannedResource
 from keel.plan import environment_file, plan_environment
+from tests.conftest import shipped_config
 
 STACK = "urn:pulumi:t::keel::pulumi:pulumi:Stack::keel-t"
 
@@ -26,13 +27,14 @@ def _resource(
     parent: str | None = STACK,
     custom: bool = True,
     deps: dict[str, tuple[str, ...]] | None = None,
+    provider: str | None = None,
 ) -> PlannedResource:
     return PlannedResource(
         urn=f"urn:pulumi:t::keel::{type_}::{name}",
         type=type_,
         name=name,
         parent=parent,
-        provider=None,
+        provider=provider,
         custom=custom,
         inputs=inputs or {},
         protect=False,
@@ -70,7 +72,12 @@ def _fixture() -> Graph:
             template,
             spot_group,
             network,
-            _resource("aws:ec2/natGateway:NatGateway", "nat-a", parent=network.urn),
+            _resource(
+                "aws:ec2/natGateway:NatGateway",
+                "nat-a",
+                {"tags": {"Name": "nat-a", "keel:cost-assumed-gb": "100"}},
+                parent=network.urn,
+            ),
             _resource(
                 "aws:ec2/vpcEndpoint:VpcEndpoint",
                 "sts",
@@ -91,31 +98,32 @@ def _fixture() -> Graph:
 
 def test_fixture_figures_checked_by_hand() -> None:
     prices = load_prices()
-    report = estimate_graph(_fixture(), region="us-east-1", tier="staging", budget=1000.0, prices=prices)
+    report = estimate_graph(_fixture(), region="us-east-1", budget=1000.0, prices=prices)
     idle = {item.name: item.monthly for item in report.idle.by_resource}
     peak = {item.name: item.monthly for item in report.peak.by_resource}
 
-    # Spot node group, first type g6.2xlarge at 0.9776/h, spot estimate 0.40 of on-demand, 200 GB gp3 at 0.08:
+    # Spot node group, spot estimate 0.40 of on-demand, 200 GB gp3 at 0.08:
     #   idle (minSize 0): 0
-    #   peak (maxSize 2): 2 x 0.9776 x 0.40 x 730 = 570.9184; + 2 x 200 x 0.08 = 32  -> 602.9184
+    #   peak (maxSize 2) on the priciest type, g6.4xlarge at 1.3232/h: 2 x 1.3232 x 0.40 x 730 = 772.7488;
+    #   + 2 x 200 x 0.08 = 32  -> 804.7488
     assert idle["gpu-l4-spot-ng"] == pytest.approx(0.0)
-    assert peak["gpu-l4-spot-ng"] == pytest.approx(602.9184)
-    # NAT gateway: 0.045 x 730 = 32.85; staging keeps the default 100 GB, one gateway: 100 x 0.045 = 4.5 -> 37.35
+    assert peak["gpu-l4-spot-ng"] == pytest.approx(804.7488)
+    # NAT gateway: 0.045 x 730 = 32.85; its tag assumes 100 GB processed: 100 x 0.045 = 4.5 -> 37.35
     assert idle["nat-a"] == pytest.approx(37.35)
     # Interface endpoint in 2 AZs: 2 x 0.01 x 730 = 14.6; the gateway endpoint is free (0).
     assert idle["sts"] == pytest.approx(14.6)
     assert idle["s3"] == 0.0
     # KMS key: 1.00 a month.
     assert idle["key"] == pytest.approx(1.0)
-    # Totals: idle 0 + 37.35 + 14.6 + 0 + 1 = 52.95; peak 602.9184 + 52.95 = 655.8684
+    # Totals: idle 0 + 37.35 + 14.6 + 0 + 1 = 52.95; peak 804.7488 + 52.95 = 857.6988
     assert report.idle.total == pytest.approx(52.95)
-    assert report.peak.total == pytest.approx(655.8684)
+    assert report.peak.total == pytest.approx(857.6988)
     # Per component: the node group belongs to its pool, the NAT and endpoints to the network, the key to none.
     assert report.peak.by_component == pytest.approx(
-        {"gpu-l4-spot": 602.9184, "network": 51.95, "(stack)": 1.0}
+        {"gpu-l4-spot": 804.7488, "network": 51.95, "(stack)": 1.0}
     )
     assert report.prices_as_of == dt.date(2026, 11, 27)
-    assert any("nat_gb_per_month = 100" in a for a in report.assumptions)
+    assert any("nat-a: 100 GB processed a month" in a for a in report.assumptions)
     assert any("spot is an estimate" in a for a in report.assumptions)
 
 
@@ -140,16 +148,41 @@ def test_a_region_without_prices_makes_resources_unpriced() -> None:
     assert report.idle.total == 0.0
 
 
+def test_resources_are_priced_in_their_providers_region() -> None:
+    provider = _resource("pulumi:providers:aws", "us-west-2", {"region": "us-west-2"})
+    key = _resource("aws:kms/key:Key", "copy-key", provider=provider.urn)
+    vault = _resource("aws:backup/vault:Vault", "copy-vault", provider=provider.urn)
+    report = estimate_graph(Graph((provider, key, vault), {}), region="eu-west-1", prices=load_prices())
+    # eu-west-1 has no prices, but both resources deploy through the us-west-2 provider.
+    assert {item.name: item.monthly for item in report.idle.by_resource} == {"copy-key": 1.0}
+    assert [(u.type, u.reason) for u in report.unpriced] == [
+        ("aws:backup/vault:Vault", "usage-priced, and it has no keel:cost-assumed-gb tag: set keel:usage")
+    ]
+
+
+def test_usage_comes_from_the_environment_spec(write_env: Any) -> None:
+    document = shipped_config("dev")
+    document["config"]["keel:usage"] = {"natGbPerMonth": 1000, "artifactBucketGb": 0}
+    plan = plan_environment(write_env("dev", document), check_policies=False)
+    assert plan.cost is not None
+    items = {item.name: item for item in plan.cost.idle.by_resource}
+    # dev has one NAT gateway: 0.045 x 730 + 1000 GB x 0.045 = 77.85; the bucket holds nothing.
+    assert items["network-nat-us-east-1a"].monthly == pytest.approx(77.85)
+    assert items["backups-bucket"].monthly == 0.0
+    # Unset keys keep the tier's defaults (dev: 2 GB of flow logs a month).
+    assert "network-flow-logs: 2 GB ingested a month" in plan.cost.assumptions[0]
+
+
 def test_budget_comparison() -> None:
     prices = load_prices()
-    within = estimate_graph(_fixture(), region="us-east-1", tier="staging", budget=1000.0, prices=prices)
+    within = estimate_graph(_fixture(), region="us-east-1", budget=1000.0, prices=prices)
     assert within.peak_within_budget is True
-    over = estimate_graph(_fixture(), region="us-east-1", tier="staging", budget=100.0, prices=prices)
+    over = estimate_graph(_fixture(), region="us-east-1", budget=100.0, prices=prices)
     assert over.idle_within_budget is True  # 52.95 <= 100
-    assert over.peak_within_budget is False  # 655.87 > 100
+    assert over.peak_within_budget is False  # 857.70 > 100
     budget = over.to_json()["budget"]
     assert budget["monthly_limit"] == 100.0
-    assert budget["peak_share"] == pytest.approx(6.5587, abs=1e-4)
+    assert budget["peak_share"] == pytest.approx(8.5770, abs=1e-4)
     assert estimate_graph(_fixture(), region="us-east-1", prices=prices).to_json()["budget"] is None
 
 
@@ -177,8 +210,6 @@ def test_override_merges_over_the_shipped_table(tmp_path: Path) -> None:
         "    instances:\n"
         "      g5.xlarge: {price: 1.006, unit: hour, source: 'https://aws.amazon.com/ec2/pricing/on-demand/',"
         " as_of: '2026-12-01'}\n"
-        "usage:\n"
-        "  nat_gb_per_month: 0\n"
     )
     prices = load_prices(override)
     spot = prices.price("us-east-1", "spot")
@@ -190,9 +221,8 @@ def test_override_merges_over_the_shipped_table(tmp_path: Path) -> None:
     assert g6.price == 0.9776
     report = estimate_graph(_fixture(), region="us-east-1", prices=prices)
     peak = {item.name: item.monthly for item in report.peak.by_resource}
-    # 2 x 0.9776 x 0.5 x 730 = 713.648; + 32 gp3 = 745.648. NAT: 32.85 + 0 GB.
-    assert peak["gpu-l4-spot-ng"] == pytest.approx(745.648)
-    assert peak["nat-a"] == pytest.approx(32.85)
+    # 2 x 1.3232 x 0.5 x 730 = 965.936; + 32 gp3 = 997.936.
+    assert peak["gpu-l4-spot-ng"] == pytest.approx(997.936)
     assert str(override) in report.price_sources
 
 
@@ -215,8 +245,10 @@ def test_override_merges_over_the_shipped_table(tmp_path: Path) -> None:
             "regions:\n  us-east-1:\n    nat_hourly: 0.05\n",
             "regions.us-east-1.nat_hourly = 0.05: unknown price",
         ),
-        ("usage:\n  nat_gb_per_month: lots\n", "usage.nat_gb_per_month = 'lots': must be a number"),
-        ("usage:\n  egress_gb: 5\n", "usage.egress_gb = 5: unknown usage"),
+        (
+            "usage:\n  nat_gb_per_month: 10\n",
+            "usage = {'nat_gb_per_month': 10}: unknown key; allowed: currency, hours_per_month, regions",
+        ),
         ("- a list\n", "(top level)"),
     ],
 )

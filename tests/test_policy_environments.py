@@ -58,11 +58,9 @@ def test_dev_advises_on_cost_and_availability_and_blocks_on_security() -> None:
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
-def test_staging_and_prod_block_on_everything_but_the_interim_cost_check(env: str) -> None:
+def test_staging_and_prod_block_on_everything(env: str) -> None:
     settings = load_policy_config(POLICY_CONFIG_DIR / f"{env}.json")
-    advisory = sorted(name for name, s in settings.items() if s.level.value != "mandatory")
-    # Peak GPU spend stays advisory until the cost model (issue 5) replaces its price setting.
-    assert advisory == ["gpu-peak-within-budget"]
+    assert sorted(name for name, s in settings.items() if s.level.value != "mandatory") == []
 
 
 def test_prod_settings_are_stricter() -> None:
@@ -166,11 +164,17 @@ def test_fails_on_broken_environment(
     assert named in result.output
 
 
-def test_peak_spend_over_budget_is_advisory_until_the_cost_model(write_env: Callable[..., Path]) -> None:
-    document = shipped_config("prod")
-    document["config"]["keel:budget"]["monthlyLimitUsd"] = 10000
-    path = write_env("prod", document)
+@pytest.mark.parametrize(("env", "level", "exit_code"), [("dev", "advisory", 0), ("prod", "mandatory", 1)])
+def test_peak_spend_over_budget_follows_the_environment_config(
+    write_env: Callable[..., Path], env: str, level: str, exit_code: int
+) -> None:
+    document = shipped_config(env)
+    document["config"]["keel:budget"]["monthlyLimitUsd"] = 500
+    path = write_env(env, document)
     result = runner.invoke(app, ["plan", "--stack-config", str(path), "-f", "json"])
-    assert result.exit_code == 0, result.output
-    violations = json.loads(result.stdout)["policies"]["violations"]
-    assert [(v["policy"], v["level"]) for v in violations] == [("gpu-peak-within-budget", "advisory")]
+    assert result.exit_code == exit_code, result.output
+    plan = json.loads(result.stdout)
+    violations = plan["policies"]["violations"]
+    assert [(v["policy"], v["level"]) for v in violations] == [("peak-spend-within-budget", level)]
+    # The policy states the same peak the plan's cost section computes.
+    assert f"peak spend ${plan['cost']['peak']['total']:,.0f}/month" in violations[0]["message"]

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from keel.policy import policy_resource
+import pytest
+from pulumi.runtime import rpc
+
+from keel.cost import estimate_graph
+from keel.plan import Plan
+from keel.policy import policy_provider, policy_resource, stack_resources
+from policies.framework import planned_graph
 from tests.policy_helpers import run_stack_rule
 
 BUDGET = "aws:budgets/budget:Budget"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 BUDGET_URN = f"urn:pulumi:test::keel::{BUDGET}::budget"
-#: On-demand us-east-1 list prices (USD per hour), as an environment's policy config would give them.
-PRICES = {"g6.xlarge": 0.8048, "g6.2xlarge": 0.9776, "g6e.12xlarge": 10.49264}
+NAT = "aws:ec2/natGateway:NatGateway"
+US_EAST_1 = policy_provider("us-east-1")
 
 
 def _notification(kind: str, threshold: float) -> dict[str, Any]:
@@ -37,14 +43,19 @@ def budget(*kinds: str, limit: str = "60000.00", name: str = "budget", **extra: 
 
 
 def node_group(
-    name: str, instance_types: list[str], max_size: float, ami: str = "AL2023_x86_64_NVIDIA"
+    name: str,
+    instance_types: list[str],
+    max_size: float,
+    ami: str = "AL2023_x86_64_NVIDIA",
+    **extra: Any,
 ) -> Any:
     props = {
         "amiType": ami,
         "instanceTypes": instance_types,
         "scalingConfig": {"minSize": 0.0, "desiredSize": 0.0, "maxSize": max_size},
+        **extra,
     }
-    return policy_resource(NODE_GROUP, props, name=name)
+    return policy_resource(NODE_GROUP, props, name=name, provider=US_EAST_1)
 
 
 def prod_pools() -> list[Any]:
@@ -95,94 +106,109 @@ def test_required_notification_types_setting() -> None:
     assert run_stack_rule("budget-exists", resources, {"requiredNotificationTypes": ["ACTUAL"]}) == []
 
 
-# ---------------------------------------------------------------------------------- gpu-peak-within-budget
+# -------------------------------------------------------------------------------- peak-spend-within-budget
+# Figures from keel/prices/aws.yaml (us-east-1): g6.2xlarge $0.9776/h, g6.4xlarge $1.3232/h, gp3 $0.08/GB-month,
+# NAT $0.045/h + $0.045/GB, spot at 0.4 x on-demand; 730 h a month; a node group without a launch template
+# has EKS's default 20 GB root volume.
+
+#: 10 nodes at peak on the priciest listed type: 10 x 1.3232 x 730 + 10 x 20 x 0.08 = 9,675.36 a month.
+L4_POOL_PEAK = 10 * 1.3232 * 730 + 10 * 20 * 0.08
 
 
-def test_prod_gpu_peak_fits_its_budget() -> None:
-    resources = [*prod_pools(), budget("ACTUAL", "FORECASTED")]
-    # (8 x 0.9776 + 3 x 10.49264) x 730 ~ $28,688 < $60,000
-    assert run_stack_rule("gpu-peak-within-budget", resources, {"hourlyPriceUsd": PRICES}) == []
+def l4_pool(**extra: Any) -> Any:
+    return node_group("gpu-l4-od-ng", ["g6.2xlarge", "g6.4xlarge"], 10.0, **extra)
 
 
-def test_gpu_peak_over_budget_is_a_violation() -> None:
-    resources = [*prod_pools(), budget("ACTUAL", "FORECASTED", limit="20000.00")]
-    assert run_stack_rule("gpu-peak-within-budget", resources, {"hourlyPriceUsd": PRICES}) == [
+def test_peak_within_budget_is_compliant() -> None:
+    assert run_stack_rule("peak-spend-within-budget", [l4_pool(), budget("ACTUAL", limit="9700")]) == []
+
+
+def test_peak_over_budget_is_a_violation_priced_at_the_most_expensive_type() -> None:
+    findings = run_stack_rule("peak-spend-within-budget", [l4_pool(), budget("ACTUAL", limit="9600")])
+    assert round(L4_POOL_PEAK, 2) == 9675.36
+    assert findings == [
         (
-            "peak GPU spend $28,688/month (4 GPU node groups at maxSize, 730 h) exceeds budget budget limit "
-            "$20,000/month; largest: gpu-l40s-x4-spot-ng $15,319",
+            "peak spend $9,675/month exceeds budget budget $9,600/month; largest: (stack) $9,675/month "
+            "(list prices as of 2026-11-27)",
             BUDGET_URN,
         )
     ]
 
 
-def test_hours_per_month_setting_changes_the_verdict() -> None:
-    resources = [*prod_pools(), budget("ACTUAL", "FORECASTED", limit="20000.00")]
-    config = {"hourlyPriceUsd": PRICES, "hoursPerMonth": 400}  # business hours only
-    assert run_stack_rule("gpu-peak-within-budget", resources, config) == []
+def test_spot_groups_are_priced_at_the_spot_estimate() -> None:
+    spot = l4_pool(capacityType="SPOT")  # 10 x 0.4 x 1.3232 x 730 + 16 = 3,879.74
+    assert run_stack_rule("peak-spend-within-budget", [spot, budget("ACTUAL", limit="3900")]) == []
+    assert len(run_stack_rule("peak-spend-within-budget", [spot, budget("ACTUAL", limit="3870")])) == 1
 
 
-def test_unpriced_instance_type_is_reported_separately() -> None:
-    prices = {k: v for k, v in PRICES.items() if k != "g6.xlarge"}
-    findings = run_stack_rule(
-        "gpu-peak-within-budget", [*prod_pools(), budget("ACTUAL")], {"hourlyPriceUsd": prices}
-    )
+def test_usage_priced_resources_count_their_tagged_volume() -> None:
+    nat = policy_resource(
+        NAT, {"tags": {"keel:cost-assumed-gb": "1000"}}, name="nat", provider=US_EAST_1
+    )  # 0.045 x 730 + 1000 x 0.045 = 77.85
+    resources = [l4_pool(), nat, budget("ACTUAL", limit="9754")]  # 9,753.21
+    assert run_stack_rule("peak-spend-within-budget", resources) == []
+    resources[-1] = budget("ACTUAL", limit="9753")
+    assert len(run_stack_rule("peak-spend-within-budget", resources)) == 1
+
+
+def test_share_of_budget_setting_keeps_headroom() -> None:
+    resources = [l4_pool(), budget("ACTUAL", limit="10000")]
+    assert run_stack_rule("peak-spend-within-budget", resources) == []
+    findings = run_stack_rule("peak-spend-within-budget", resources, {"maxShareOfBudget": 0.9})
+    assert [m for m, _ in findings] == [
+        "peak spend $9,675/month exceeds budget budget $9,000/month (90% of its $10,000); largest: (stack) "
+        "$9,675/month (list prices as of 2026-11-27)"
+    ]
+
+
+def test_unpriced_resources_make_the_peak_a_lower_bound() -> None:
+    p5 = node_group("p5", ["p5.48xlarge"], 1.0)
+    untagged_nat = policy_resource(NAT, {}, name="nat", provider=US_EAST_1)
+    findings = run_stack_rule("peak-spend-within-budget", [p5, untagged_nat, budget("ACTUAL")])
     assert findings == [
         (
-            "no price for g6.xlarge: cannot check peak GPU spend",
-            f"urn:pulumi:test::keel::{NODE_GROUP}::gpu-l4-od-ng",
-        )
-    ]
-
-
-def test_priced_part_over_budget_is_reported_even_when_some_types_lack_a_price() -> None:
-    prices = {"g6e.12xlarge": PRICES["g6e.12xlarge"]}
-    findings = run_stack_rule(
-        "gpu-peak-within-budget",
-        [*prod_pools(), budget("ACTUAL", limit="10000")],
-        {"hourlyPriceUsd": prices},
-    )
-    assert [message for message, _ in findings] == [
-        "no price for g6.xlarge: cannot check peak GPU spend",
-        "no price for g6.2xlarge: cannot check peak GPU spend",
-        "peak GPU spend $22,979/month (2 GPU node groups at maxSize, 730 h) exceeds budget budget limit "
-        "$10,000/month; largest: gpu-l40s-x4-spot-ng $15,319",
-    ]
-
-
-def test_without_prices_the_check_is_off() -> None:
-    # The default (no price table) cannot judge anything: advisory until issue 5's cost model.
-    resources = [*prod_pools(), budget("ACTUAL", limit="1")]
-    assert run_stack_rule("gpu-peak-within-budget", resources) == []
-
-
-def test_gpu_node_group_without_instance_types_or_max_size() -> None:
-    resources = [
-        policy_resource(NODE_GROUP, {"amiType": "BOTTLEROCKET_x86_64_NVIDIA"}, name="bare"),
-        node_group("no-max", ["g6.xlarge"], 0.0),
-        budget("ACTUAL"),
-    ]
-    assert run_stack_rule("gpu-peak-within-budget", resources, {"hourlyPriceUsd": PRICES}) == [
+            f"cannot price 1 {NAT} (usage-priced, and it has no keel:cost-assumed-gb tag: set keel:usage): "
+            "peak spend is only a lower bound",
+            None,
+        ),
         (
-            "GPU node group bare names no instanceTypes: cannot check peak GPU spend",
-            f"urn:pulumi:test::keel::{NODE_GROUP}::bare",
-        )
+            f"cannot price 1 {NODE_GROUP} (no on-demand price for p5.48xlarge in us-east-1 in the price table): "
+            "peak spend is only a lower bound",
+            None,
+        ),
     ]
 
 
-def test_gpu_pools_without_a_monthly_usd_budget() -> None:
+def test_values_unknown_at_preview_do_not_block_the_estimate() -> None:
+    pending = node_group("pending", ["g6.2xlarge", "g6.4xlarge"], 10.0, nodeRoleArn=rpc.UNKNOWN)
+    assert run_stack_rule("peak-spend-within-budget", [pending, budget("ACTUAL", limit="9700")]) == []
+
+
+def test_without_a_monthly_usd_budget_or_a_region_nothing_can_be_checked() -> None:
     quarterly = budget("ACTUAL", timeUnit="QUARTERLY")
-    assert run_stack_rule(
-        "gpu-peak-within-budget", [*prod_pools(), quarterly], {"hourlyPriceUsd": PRICES}
-    ) == [("no monthly COST budget in USD: cannot check peak GPU spend", None)]
-
-
-def test_cpu_only_stack_has_nothing_to_check() -> None:
-    resources = [node_group("system", ["m7i.xlarge"], 6.0, ami="AL2023_x86_64_STANDARD")]
-    assert run_stack_rule("gpu-peak-within-budget", resources, {"hourlyPriceUsd": PRICES}) == []
+    assert run_stack_rule("peak-spend-within-budget", [l4_pool(), quarterly]) == [
+        ("no monthly COST budget in USD: cannot check peak spend", None)
+    ]
+    no_provider = policy_resource(NODE_GROUP, {"instanceTypes": ["g6.2xlarge"]}, name="ng")
+    assert run_stack_rule("peak-spend-within-budget", [no_provider, budget("ACTUAL")]) == [
+        ("no AWS provider with an explicit region: cannot price the stack", None)
+    ]
 
 
 def test_over_budget_peak_can_be_exempted_on_the_budget() -> None:
-    resources = [*prod_pools(), budget("ACTUAL", limit="100")]
+    resources = [l4_pool(), budget("ACTUAL", limit="100")]
     exemption = {"resource": "budget", "reason": "GPU pools billed to the research account"}
-    config = {"hourlyPriceUsd": PRICES, "exemptions": [exemption]}
-    assert run_stack_rule("gpu-peak-within-budget", resources, config) == []
+    assert run_stack_rule("peak-spend-within-budget", resources, {"exemptions": [exemption]}) == []
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_policy_prices_what_the_plan_prices(plans: dict[str, Plan], env: str) -> None:
+    """Under the engine the policy sees only custom resources with their outputs; same figures regardless."""
+    plan = plans[env]
+    assert plan.cost is not None
+    seen_by_policy = estimate_graph(
+        planned_graph(stack_resources(plan.graph)), region=plan.spec.aws.region, budget=None
+    )
+    assert seen_by_policy.peak.total == pytest.approx(plan.cost.peak.total)
+    assert seen_by_policy.idle.total == pytest.approx(plan.cost.idle.total)
+    assert seen_by_policy.unpriced == plan.cost.unpriced == ()

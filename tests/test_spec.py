@@ -49,6 +49,8 @@ def test_tier_defaults_fill_what_config_leaves_out() -> None:
     assert specs["dev"].backups.vault_lock is False
     assert [specs[e].budget.anomaly_detection for e in SHIPPED] == [False, False, True]
     assert [specs[e].cluster.log_retention_days for e in SHIPPED] == [30, 90, 365]
+    assert [specs[e].usage.nat_gb_per_month for e in SHIPPED] == [50, 100, 300]
+    assert [specs[e].usage.backup_vault_gb for e in SHIPPED] == [50, 100, 400]
     assert TIER_DEFAULTS["prod"].retain_stateful
     assert not TIER_DEFAULTS["staging"].retain_stateful
 
@@ -382,6 +384,18 @@ BAD_INPUTS = [
         "prod",
         _set("keel:network.flowLogRetentionDays", 30),
         ["keel:network.flowLogRetentionDays", "= 30", "at least 365 days"],
+    ),
+    (
+        "negative usage volume",
+        "dev",
+        lambda config: config.__setitem__("keel:usage", {"natGbPerMonth": -5}),
+        ["keel:usage.natGbPerMonth", "-5", "greater than or equal to 0"],
+    ),
+    (
+        "unknown usage volume",
+        "dev",
+        lambda config: config.__setitem__("keel:usage", {"egressGb": 5}),
+        ["keel:usage.egressGb", "natGbPerMonth"],
     ),
 ]
 

@@ -18,7 +18,15 @@ from components.aws.policy_documents import (
     document,
     kms_decrypt_via_service,
 )
-from components.base import AwsContext, ComponentArgs, Stateful, StrInput, child_options, named_tags
+from components.base import (
+    AwsContext,
+    ComponentArgs,
+    Stateful,
+    StrInput,
+    assumed_gb,
+    child_options,
+    named_tags,
+)
 
 _CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
 
@@ -64,6 +72,11 @@ class BackupsArgs(ComponentArgs):
     """ARN of the KMS key (purpose ``backup``) for the primary vault. Required."""
     bucket_name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     """Exact, globally unique bucket name. Default: ``None`` (``<name_prefix>-artifacts-<random suffix>``)."""
+    assumed_bucket_gb: float | None = Field(default=None, ge=0)
+    """GB the bucket holds (all versions), tagged on it for the cost model (``keel:cost-assumed-gb``).
+    Default: ``None`` (untagged: the bucket's storage is unpriced)."""
+    assumed_vault_gb: float | None = Field(default=None, ge=0)
+    """GB of recovery points each vault holds, tagged on the vaults for the cost model. Default: ``None``."""
     noncurrent_version_days: int = Field(default=30, ge=1)
     """Days a replaced or deleted object version is kept before it expires. Default: 30."""
     abort_multipart_days: int = Field(default=7, ge=1)
@@ -194,7 +207,7 @@ class Backups(pulumi.ComponentResource):
             name=f"{args.name_prefix}-vault",
             kms_key_arn=args.backup_key_arn,
             force_destroy=args.force_destroy,
-            tags=named_tags(args.tags, f"{args.name_prefix}-vault"),
+            tags={**named_tags(args.tags, f"{args.name_prefix}-vault"), **assumed_gb(args.assumed_vault_gb)},
             opts=child_options(self, stateful=args.stateful),
         )
         self.vault_name = vault.name
@@ -280,7 +293,10 @@ class Backups(pulumi.ComponentResource):
             bucket=args.bucket_name,
             bucket_prefix=None if args.bucket_name else args.bucket_prefix,
             force_destroy=args.force_destroy,
-            tags=named_tags(args.tags, args.bucket_name or f"{args.name_prefix}-artifacts"),
+            tags={
+                **named_tags(args.tags, args.bucket_name or f"{args.name_prefix}-artifacts"),
+                **assumed_gb(args.assumed_bucket_gb),
+            },
             opts=child_options(self, stateful=args.stateful),
         )
         # The bucket's settings share its guard: deleting BucketVersioning suspends versioning, deleting the
@@ -388,7 +404,10 @@ class Backups(pulumi.ComponentResource):
             name=f"{args.name_prefix}-vault-{args.copy_region}",
             kms_key_arn=copy_keys.arn("backup"),
             force_destroy=args.force_destroy,
-            tags=named_tags(args.tags, f"{args.name_prefix}-vault-{args.copy_region}"),
+            tags={
+                **named_tags(args.tags, f"{args.name_prefix}-vault-{args.copy_region}"),
+                **assumed_gb(args.assumed_vault_gb),
+            },
             opts=pulumi.ResourceOptions.merge(child_options(self, stateful=args.stateful), in_copy_region),
         )
         if args.vault_lock is not None:

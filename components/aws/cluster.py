@@ -16,7 +16,15 @@ from components.aws.iam import role_with_policies
 from components.aws.network import CLUSTER_NAME_PATTERN, RetentionDays
 from components.aws.node_group import NodeGroup, NodeGroupArgs
 from components.aws.policy_documents import assume_role_policy, aws_managed_policy_arn, document
-from components.base import AwsContext, ComponentArgs, Stateful, StrInput, child_options, named_tags
+from components.base import (
+    AwsContext,
+    ComponentArgs,
+    Stateful,
+    StrInput,
+    assumed_gb,
+    child_options,
+    named_tags,
+)
 
 #: Every control-plane log type EKS can ship to CloudWatch.
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -79,6 +87,9 @@ class ClusterArgs(ComponentArgs):
     ``logs.<region>.amazonaws.com`` principal). Required."""
     log_retention_days: RetentionDays
     """Days control-plane logs are kept; one of the CloudWatch Logs retention periods. Required."""
+    assumed_log_gb_per_month: float | None = Field(default=None, ge=0)
+    """GB of control-plane logs ingested per month, tagged on the log group for the cost model
+    (``keel:cost-assumed-gb``). Default: ``None`` (untagged: the log group is unpriced)."""
     admin_role_arns: list[str] = Field(min_length=1)
     """IAM role ARNs granted cluster-admin through access entries; the only way into the cluster. Required."""
     system_nodes: SystemNodes = SystemNodes()
@@ -284,7 +295,10 @@ class Cluster(pulumi.ComponentResource):
             name=f"/aws/eks/{args.cluster_name}/cluster",
             retention_in_days=args.log_retention_days,
             kms_key_id=args.log_key_arn,
-            tags=named_tags(args.tags, f"{args.cluster_name}-control-plane-logs"),
+            tags={
+                **named_tags(args.tags, f"{args.cluster_name}-control-plane-logs"),
+                **assumed_gb(args.assumed_log_gb_per_month),
+            },
             opts=child_options(self, stateful=args.stateful),
         )
 

@@ -12,7 +12,15 @@ import pulumi_aws as aws
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from components.aws.policy_documents import assume_role_policy, document
-from components.base import AwsContext, ComponentArgs, Stateful, StrInput, child_options, named_tags
+from components.base import (
+    AwsContext,
+    ComponentArgs,
+    Stateful,
+    StrInput,
+    assumed_gb,
+    child_options,
+    named_tags,
+)
 
 #: The retention periods CloudWatch Logs accepts (``PutRetentionPolicy``); 0 (never expire) is not offered.
 CLOUDWATCH_RETENTION_DAYS = frozenset(
@@ -63,6 +71,11 @@ class NetworkArgs(ComponentArgs):
     the flow-log group name. Required."""
     flow_log_retention_days: RetentionDays
     """Days the VPC flow logs are kept; one of the CloudWatch Logs retention periods. Required."""
+    assumed_nat_gb_per_month: float | None = Field(default=None, ge=0)
+    """GB all NAT gateways process per month together, split evenly and tagged on each gateway for the cost
+    model (``keel:cost-assumed-gb``). Default: ``None`` (untagged: the gateways' traffic is unpriced)."""
+    assumed_flow_log_gb_per_month: float | None = Field(default=None, ge=0)
+    """GB of flow logs ingested per month, tagged on the log group for the cost model. Default: ``None``."""
     log_key_arn: StrInput
     """ARN of the KMS key encrypting the flow-log group. Its key policy must allow the
     ``logs.<region>.amazonaws.com`` principal. Required."""
@@ -216,7 +229,14 @@ class Network(pulumi.ComponentResource):
                         allocation_id=eip.allocation_id,
                         subnet_id=subnet.id,
                         connectivity_type="public",
-                        tags=named_tags(args.tags, f"{name}-nat-{zone}"),
+                        tags={
+                            **named_tags(args.tags, f"{name}-nat-{zone}"),
+                            **assumed_gb(
+                                None
+                                if args.assumed_nat_gb_per_month is None
+                                else args.assumed_nat_gb_per_month / len(nat_zones)
+                            ),
+                        },
                         opts=child_options(self, depends_on=[igw]),
                     )
                 )
@@ -329,7 +349,10 @@ class Network(pulumi.ComponentResource):
             name=f"/aws/vpc/{args.cluster_name}/flow-logs",
             retention_in_days=args.flow_log_retention_days,
             kms_key_id=args.log_key_arn,
-            tags=named_tags(args.tags, f"{name}-flow-logs"),
+            tags={
+                **named_tags(args.tags, f"{name}-flow-logs"),
+                **assumed_gb(args.assumed_flow_log_gb_per_month),
+            },
             opts=child_options(self, stateful=args.stateful),
         )
         role = aws.iam.Role(

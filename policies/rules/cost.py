@@ -1,8 +1,8 @@
-"""Cost rules: spend is watched by a budget, and the GPU fleet at full scale fits inside it.
+"""Cost rules: spend is watched by a budget, and the stack at full scale fits inside it.
 
-``gpu-peak-within-budget`` prices instance types from its ``hourlyPriceUsd`` setting: an interim, advisory
-check until issue 5's cost model replaces the price table. With no prices configured it has nothing to
-compare and reports nothing.
+``peak-spend-within-budget`` prices the stack with Keel's cost model (``keel.cost``: the shipped price table,
+usage volumes from each resource's ``keel:cost-assumed-gb`` tag), the same figures ``keel cost`` prints, so the
+offline plan and ``pulumi preview --policy-pack`` agree.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Any
 
 from pulumi_policy import PolicyResource
 
-from policies.framework import as_map, items, of_type, prop, stack_rule
-from policies.rules.compute import is_gpu_group
+from keel.cost import estimate_graph
+from policies.framework import as_map, items, of_type, planned_graph, prop, stack_rule
 
 BUDGET = "aws:budgets/budget:Budget"
+AWS_PROVIDER = "pulumi:providers:aws"
 
 
 @stack_rule(
@@ -66,68 +67,63 @@ def _monthly_limit(budget: PolicyResource) -> float | None:
 
 
 @stack_rule(
-    name="gpu-peak-within-budget",
-    description="Advisory until issue 5's cost model replaces the hourlyPriceUsd setting: every GPU node "
-    "group at maxSize, priced per hour from that setting, must fit in the monthly budget.",
+    name="peak-spend-within-budget",
+    description="The stack's monthly cost at peak (every node group at maxSize on its most expensive "
+    "instance type, plus everything else Keel prices), from Keel's cost model, fits in its monthly budget.",
     domain="cost",
     category="cost",
-    severity="medium",
-    remediation="Lower the GPU pools' max_nodes, raise budget.monthly_limit_usd, or add the missing instance "
-    "types to hourlyPriceUsd (on-demand USD per hour) in the environment's policy config.",
+    severity="high",
+    remediation="Run `keel cost ENV` to see what the peak is made of, then lower the GPU pools' maxNodes (or "
+    "models' maxReplicas), raise budget.monthlyLimitUsd, or correct keel:usage; price any unpriced type in "
+    "keel/prices/aws.yaml.",
     settings={
-        "hourlyPriceUsd": {
-            "type": "object",
-            "additionalProperties": {"type": "number", "minimum": 0},
-            "default": {},
-            "description": "On-demand USD per hour by instance type; empty turns the check off.",
-        },
-        "hoursPerMonth": {
+        "maxShareOfBudget": {
             "type": "number",
             "exclusiveMinimum": 0,
-            "default": 730,
-            "description": "Hours a node runs in a month at peak.",
+            "maximum": 10,
+            "default": 1,
+            "description": "The share of the monthly budget peak spend may reach (0.9 keeps 10% headroom).",
         },
     },
 )
-def gpu_peak_within_budget(
+def peak_spend_within_budget(
     resources: Sequence[PolicyResource], config: Mapping[str, Any]
 ) -> Iterable[tuple[str, str | None]]:
-    prices = {str(k): float(v) for k, v in as_map(config.get("hourlyPriceUsd")).items()}
-    hours = float(config.get("hoursPerMonth") or 730)
-    groups = [g for g in resources if is_gpu_group(g)]
-    if not prices or not groups:
-        return
-    peak = 0.0
-    costs: list[tuple[float, str]] = []
-    unpriced: dict[str, str] = {}
-    for group in groups:
-        types = [str(t) for t in items(prop(group, "instanceTypes"))]
-        if not types:
-            yield (
-                f"GPU node group {group.name} names no instanceTypes: cannot check peak GPU spend",
-                group.urn,
-            )
-            continue
-        missing = [t for t in types if t not in prices]
-        for instance_type in missing:
-            unpriced.setdefault(instance_type, group.urn)
-        if missing:
-            continue
-        cost = float(prop(group, "scalingConfig.maxSize", 0)) * max(prices[t] for t in types) * hours
-        costs.append((cost, group.name))
-        peak += cost
-    for instance_type, urn in unpriced.items():
-        yield f"no price for {instance_type}: cannot check peak GPU spend", urn
     limits = [(limit, b) for b in of_type(resources, BUDGET) if (limit := _monthly_limit(b)) is not None]
     if not limits:
-        yield "no monthly COST budget in USD: cannot check peak GPU spend", None
+        yield "no monthly COST budget in USD: cannot check peak spend", None
         return
     limit, budget = max(limits, key=lambda pair: pair[0])
-    # Unpriced groups only add to the peak: a partial sum over the budget is already a violation.
-    if peak > limit:
-        largest = max(costs)
+    region = _home_region(resources)
+    if region is None:
+        yield "no AWS provider with an explicit region: cannot price the stack", None
+        return
+    share = float(config.get("maxShareOfBudget") or 1)
+    report = estimate_graph(planned_graph(resources), region=region, budget=limit)
+    for unpriced in report.unpriced:
         yield (
-            f"peak GPU spend ${peak:,.0f}/month ({len(costs)} GPU node groups at maxSize, {hours:g} h) exceeds "
-            f"budget {budget.name} limit ${limit:,.0f}/month; largest: {largest[1]} ${largest[0]:,.0f}",
+            f"cannot price {len(unpriced.resources)} {unpriced.type} ({unpriced.reason}): peak spend is "
+            "only a lower bound",
+            None,
+        )
+    allowed = limit * share
+    if report.peak.total > allowed:
+        component, amount = next(iter(report.peak.by_component.items()))
+        of_budget = "" if share == 1 else f" ({share:.0%} of its ${limit:,.0f})"
+        yield (
+            f"peak spend ${report.peak.total:,.0f}/month exceeds budget {budget.name} ${allowed:,.0f}/month"
+            f"{of_budget}; largest: {component} ${amount:,.0f}/month (list prices as of "
+            f"{report.prices_as_of.isoformat()})",
             budget.urn,
         )
+
+
+def _home_region(resources: Sequence[PolicyResource]) -> str | None:
+    """The region of the EKS cluster's provider (the environment's region), else of the first AWS provider."""
+    clusters = of_type(resources, "aws:eks/cluster:Cluster")
+    providers = [r.provider for r in [*clusters, *resources] if r.provider is not None]
+    for provider in providers:
+        region = as_map(provider.props).get("region") if provider.resource_type == AWS_PROVIDER else None
+        if isinstance(region, str) and region:
+            return region
+    return None
