@@ -15,6 +15,7 @@ from keel.cost import CostReport
 from keel.engine import PlannedResource
 from keel.plan import Plan
 from keel.policy import PolicyReport
+from keel.report import money, short_urn
 
 #: The inputs worth showing next to each resource type in a tree (dotted paths into the inputs).
 KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -172,10 +173,6 @@ def render_text(plan: Plan, console: Console) -> None:
         _render_policies_text(plan.policies, console)
 
 
-def _short_urn(urn: str | None) -> str:
-    return urn.rsplit("::", 1)[-1] if urn else "(stack)"
-
-
 def _render_policies_text(report: PolicyReport, console: Console) -> None:
     console.print(f"[bold]Policies[/bold] [dim](config {escape(report.config_file)})[/dim]")
     if not report.violations and not report.exemptions and not report.undecided:
@@ -186,16 +183,16 @@ def _render_policies_text(report: PolicyReport, console: Console) -> None:
             console.print(f"  [{colour}]{level} violations: {len(found)}[/{colour}]")
         for v in found:
             console.print(
-                f"    [{colour}]{escape(v.policy)}[/{colour}] {escape(_short_urn(v.urn))}: {escape(v.message)}"
+                f"    [{colour}]{escape(v.policy)}[/{colour}] {escape(short_urn(v.urn))}: {escape(v.message)}"
             )
             console.print(f"      [dim]fix: {escape(report.remediation.get(v.policy, ''))}[/dim]")
     for e in report.exemptions:
         console.print(
-            f"  [cyan]exempted[/cyan] {escape(e.policy)} {escape(_short_urn(e.urn))}: {escape(e.reason or '')}"
+            f"  [cyan]exempted[/cyan] {escape(e.policy)} {escape(short_urn(e.urn))}: {escape(e.reason or '')}"
         )
     for u in report.undecided:
         console.print(
-            f"  [magenta]undecided[/magenta] {escape(u.policy)} {escape(_short_urn(u.urn))}: {escape(u.message)}"
+            f"  [magenta]undecided[/magenta] {escape(u.policy)} {escape(short_urn(u.urn))}: {escape(u.message)}"
         )
 
 
@@ -214,24 +211,20 @@ def policies_markdown(report: PolicyReport) -> list[str]:
                 "|---|---|---|---|",
             ]
             lines += [
-                f"| `{v.policy}` | `{_short_urn(v.urn)}` | {v.message} | {report.remediation.get(v.policy, '')} |"
+                f"| `{v.policy}` | `{short_urn(v.urn)}` | {v.message} | {report.remediation.get(v.policy, '')} |"
                 for v in found
             ]
             lines.append("")
     if report.exemptions:
         lines += ["Exemptions:", ""] + [
-            f"- `{e.policy}` on `{_short_urn(e.urn)}`: {e.reason}" for e in report.exemptions
+            f"- `{e.policy}` on `{short_urn(e.urn)}`: {e.reason}" for e in report.exemptions
         ]
         lines.append("")
     if report.undecided:
         lines += ["Undecided (values unknown at plan time):", ""]
-        lines += [f"- `{u.policy}` on `{_short_urn(u.urn)}`: {u.message}" for u in report.undecided]
+        lines += [f"- `{u.policy}` on `{short_urn(u.urn)}`: {u.message}" for u in report.undecided]
         lines.append("")
     return lines
-
-
-def _money(value: float, currency: str) -> str:
-    return f"{value:,.0f} {currency}"
 
 
 def cost_lines(report: CostReport) -> list[tuple[str, str, str]]:
@@ -240,21 +233,21 @@ def cost_lines(report: CostReport) -> list[tuple[str, str, str]]:
     rows = [
         (
             c,
-            _money(report.idle.by_component.get(c, 0.0), report.currency),
-            _money(report.peak.by_component[c], report.currency),
+            money(report.idle.by_component.get(c, 0.0), report.currency),
+            money(report.peak.by_component[c], report.currency),
         )
         for c in components
     ]
     rows.append(
         (
             "total per month",
-            _money(report.idle.total, report.currency),
-            _money(report.peak.total, report.currency),
+            money(report.idle.total, report.currency),
+            money(report.peak.total, report.currency),
         )
     )
     if report.budget is not None:
         rows.append(
-            ("monthly budget", _money(report.budget, report.currency), _money(report.budget, report.currency))
+            ("monthly budget", money(report.budget, report.currency), money(report.budget, report.currency))
         )
     return rows
 

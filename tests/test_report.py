@@ -1,0 +1,643 @@
+"""The review renderings: the PR comment (snapshots, length limit, escaping, marker) and the terminal view.
+
+The reviews here are built by hand in the shape ``keel.diff.compare`` returns, so these tests do not depend on
+the diff. The Markdown snapshots live in ``tests/snapshots/``; after an intended change to the comment,
+regenerate them with ``KEEL_UPDATE_SNAPSHOTS=1 .venv/bin/pytest -p no:xdist tests/test_report.py`` and review
+the diff of the ``.md`` files before committing them.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from rich.console import Console
+
+import keel.report
+from keel.report import (
+    ADVISORY,
+    DEFAULT_LIMIT,
+    LABEL_WIDTH,
+    MANDATORY,
+    MIN_LIMIT,
+    OVER_BUDGET,
+    RESOLVED,
+    RISK,
+    SHORTENED,
+    VALUE_WIDTH,
+    render_review_markdown,
+    render_review_text,
+)
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE = os.environ.get("KEEL_UPDATE_SNAPSHOTS") == "1"
+PREFIX = "urn:pulumi:prod::keel::"
+# What keel.replacements says replacing these types loses.
+BUCKET_LOSES = "the stored objects and all their versions (the mirrored model weights)."
+CLUSTER_LOSES = (
+    "every Kubernetes object and workload in it, and its identity (API endpoint, CA, OIDC issuer)."
+)
+LONG_POLICY = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ecr:GetAuthorizationToken",'
+    '"ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"],"Resource":"*"}]}'
+)
+
+
+def _resource(
+    type_: str,
+    name: str,
+    component: str,
+    action: str,
+    changes: list[dict[str, Any]] | None = None,
+    *,
+    protected: bool = False,
+    stateful: str | None = None,
+    risk: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "urn": f"{PREFIX}keel:aws:Component${type_}::{name}",
+        "type": type_,
+        "name": name,
+        "component": component,
+        "action": action,
+        "changes": changes or [],
+        "protected": protected,
+        "stateful": stateful,
+        "risk": risk,
+    }
+
+
+def _change(path: str, before: Any, after: Any, *, replaces: bool = False) -> dict[str, Any]:
+    return {"path": path, "before": before, "after": after, "replaces": replaces}
+
+
+def _finding(policy: str, level: str, name: str | None, message: str, **extra: str) -> dict[str, Any]:
+    return {
+        "policy": policy,
+        "level": level,
+        "urn": f"{PREFIX}aws:x/y:Z::{name}" if name else None,
+        "message": message,
+        **extra,
+    }
+
+
+def prod_review() -> dict[str, Any]:
+    """A prod pull request: a new GPU pool, a resized one, a replaced bucket, a cluster upgrade, a deletion."""
+    return {
+        "environment": "prod",
+        "kind": "offline review of declared inputs (Pulumi mock runtime); not a diff against the cloud",
+        "base": {"label": "HEAD~1 (3f2a9c1)", "source": "environments/Pulumi.prod.yaml"},
+        "head": {"label": "working tree", "source": "environments/Pulumi.prod.yaml"},
+        "counts": {"create": 3, "update": 4, "replace": 1, "delete": 1, "unchanged": 198},
+        "resources": [
+            _resource("keel:aws:GpuNodePool", "gpu-h100-od", "gpu-h100-od", "create"),
+            _resource("aws:ec2/launchTemplate:LaunchTemplate", "gpu-h100-od-lt", "gpu-h100-od", "create"),
+            _resource("aws:eks/nodeGroup:NodeGroup", "gpu-h100-od-ng", "gpu-h100-od", "create"),
+            _resource(
+                "aws:eks/nodeGroup:NodeGroup",
+                "gpu-l4-spot-ng",
+                "gpu-l4-spot",
+                "update",
+                [_change("scalingConfig.maxSize", 4.0, 6.0), _change("tags.team", "inference", "platform")],
+            ),
+            _resource(
+                "aws:eks/cluster:Cluster",
+                "cluster",
+                "cluster",
+                "update",
+                [_change("version", "1.33", "1.34")],
+                protected=True,
+                stateful=CLUSTER_LOSES,
+                risk="updates a protected resource",
+            ),
+            _resource(
+                "aws:iam/rolePolicy:RolePolicy",
+                "cluster-node-ecr",
+                "cluster",
+                "update",
+                [_change("policy", LONG_POLICY, LONG_POLICY.replace('"*"', '"arn:aws:ecr:*"'))],
+            ),
+            _resource(
+                "aws:s3/bucket:Bucket",
+                "artifacts",
+                "backups",
+                "replace",
+                [
+                    _change("bucket", "keel-prod-artifacts", "keel-prod-artifacts-v2", replaces=True),
+                    _change("tags.purpose", None, "model-weights"),
+                ],
+                protected=True,
+                stateful=BUCKET_LOSES,
+                risk=f"replaces a stateful resource: {BUCKET_LOSES}; replaces a protected resource: pulumi up "
+                "fails until protect is lifted",
+            ),
+            _resource(
+                "aws:secretsmanager/secretVersion:SecretVersion",
+                "model-hub-token-version",
+                "secrets",
+                "update",
+                [_change("secretString", None, "[secret]")],
+            ),
+            _resource("kubernetes:policy/v1:PodDisruptionBudget", "llama-legacy-pdb", "models", "delete"),
+        ],
+        "cost": {
+            "currency": "USD",
+            "prices_as_of": "2026-11-27",
+            "budget": 60000.0,
+            "before": {"idle": 17725.86, "peak": 26195.82},
+            "after": {"idle": 27500.26, "peak": 61250.02},
+            "delta": {"idle": 9774.4, "peak": 35054.2},
+            "over_budget": True,
+            "components": [
+                {"component": "gpu-h100-od", "before": None, "after": {"idle": 9774.4, "peak": 34219.2}},
+                {
+                    "component": "gpu-l40s-x4-od",
+                    "before": {"idle": 15399.25, "peak": 15399.25},
+                    "after": {"idle": 15399.25, "peak": 15399.25},
+                },
+                {
+                    "component": "gpu-l4-spot",
+                    "before": {"idle": 0.0, "peak": 1808.76},
+                    "after": {"idle": 0.0, "peak": 2713.14},
+                },
+                {
+                    "component": "cluster",
+                    "before": {"idle": 997.21, "peak": 997.21},
+                    "after": {"idle": 997.21, "peak": 997.21},
+                },
+                {"component": "models", "before": {"idle": 69.0, "peak": 69.0}, "after": None},
+            ],
+            "notes": [
+                "list prices as of 2026-11-27 (us-east-1); spot is an estimate",
+                "assumed: nat_gb_per_month = 300 (GB processed by all NAT gateways together)",
+                "unpriced: aws:ec2/capacityReservation:CapacityReservation (1): no price in the table",
+            ],
+        },
+        "policies": {
+            "config": "policies/config/prod.json",
+            "added": [
+                _finding(
+                    "gpu-instance-allowlist",
+                    "mandatory",
+                    "gpu-h100-od-ng",
+                    "instance type p5.48xlarge is not allowed in prod (allowed: g6.2xlarge, g6.4xlarge, g6e.12xlarge)",
+                )
+            ],
+            "remaining": [
+                _finding(
+                    "k8s-probes", "advisory", "llama-3-8b", "container vllm has no startupProbe (cold starts)"
+                )
+            ],
+            "resolved": [
+                _finding(
+                    "bucket-tls-only", "mandatory", "artifacts-policy", "bucket policy allows plain HTTP"
+                )
+            ],
+            "exemptions": [
+                _finding(
+                    "k8s-no-privileged",
+                    "mandatory",
+                    "dcgm-exporter",
+                    "container dcgm-exporter runs privileged",
+                    reason="DCGM needs the GPU device files to read health counters (SEC-142, until 2027-06)",
+                )
+            ],
+            "undecided": [
+                _finding(
+                    "kms-no-wildcard-principal",
+                    "mandatory",
+                    "data-key",
+                    "key policy is unknown at plan time",
+                )
+            ],
+            "remediation": {
+                "bucket-tls-only": "Add an aws.s3.BucketPolicy denying requests with aws:SecureTransport 'false'.",
+                "gpu-instance-allowlist": "Use an instance type from the prod allow-list, or extend it.",
+                "k8s-no-privileged": "Drop privileged: true; grant only the capabilities the container needs.",
+                "k8s-probes": "Give every serving container readiness, liveness and startup probes.",
+            },
+        },
+        "warnings": [
+            "secret 'model-hub-token' has no value: Secrets Manager gets the secret without a version. "
+            "Set it with `pulumi config set --secret keel:modelHubToken` or in Secrets Manager."
+        ],
+    }
+
+
+def plan_review() -> dict[str, Any]:
+    """A plain plan of a small dev environment: a review against nothing, so everything is created."""
+    resources = [
+        _resource("keel:aws:EncryptionKeys", "keys", "keys", "create"),
+        _resource("aws:kms/key:Key", "keys-data", "keys", "create"),
+        _resource("aws:kms/alias:Alias", "keys-data-alias", "keys", "create"),
+        _resource("keel:aws:Network", "network", "network", "create"),
+        _resource("aws:ec2/vpc:Vpc", "network-vpc", "network", "create"),
+        _resource("pulumi:providers:aws", "aws-dev", "(stack)", "create"),
+    ]
+    return {
+        "environment": "dev",
+        "kind": "offline review of declared inputs (Pulumi mock runtime); not a diff against the cloud",
+        "base": None,
+        "head": {"label": "working tree", "source": "environments/Pulumi.dev.yaml"},
+        "counts": {"create": 6, "update": 0, "replace": 0, "delete": 0, "unchanged": 0},
+        "resources": resources,
+        "cost": {
+            "currency": "USD",
+            "prices_as_of": "2026-11-27",
+            "budget": 5000.0,
+            "before": None,
+            "after": {"idle": 85.2, "peak": 85.2},
+            "delta": None,
+            "over_budget": False,
+            "components": [
+                {"component": "network", "before": None, "after": {"idle": 79.2, "peak": 79.2}},
+                {"component": "keys", "before": None, "after": {"idle": 6.0, "peak": 6.0}},
+            ],
+            "notes": ["list prices as of 2026-11-27 (us-east-1); spot is an estimate"],
+        },
+        "policies": {
+            "config": "policies/config/dev.json",
+            "added": [
+                _finding("vpc-flow-logs-enabled", "advisory", "network-vpc", "the VPC has no flow log")
+            ],
+            "remaining": [],
+            "resolved": [],
+            "exemptions": [],
+            "undecided": [],
+            "remediation": {"vpc-flow-logs-enabled": "Add an aws.ec2.FlowLog for the VPC."},
+        },
+        "warnings": [],
+    }
+
+
+def huge_review(resources: int = 5_000, violations: int = 2_000) -> dict[str, Any]:
+    """Thousands of changed resources over 100 components, thousands of violations, every list long."""
+    review = prod_review()
+    review["resources"] = [
+        _resource(
+            "aws:ec2/route:Route",
+            f"route-{i}",
+            f"component-{i % 100}",
+            ("create", "update", "replace")[i % 3],
+            [] if i % 3 == 0 else [_change("destinationCidrBlock", f"10.0.{i % 250}.0/24", "10.1.0.0/16")],
+            protected=i % 50 == 0,
+            risk="replaces a protected resource" if i % 50 == 0 else None,
+        )
+        for i in range(resources)
+    ]
+    levels = ("mandatory", "advisory")
+    review["policies"]["added"] = [
+        _finding(f"rule-{i % 40}", levels[i % 2], f"route-{i}", f"violation number {i} of the route")
+        for i in range(violations)
+    ]
+    review["policies"]["resolved"] = review["policies"]["added"][: violations // 4]
+    review["policies"]["exemptions"] = [
+        {**f, "reason": "a long-standing exception"} for f in review["policies"]["added"][: violations // 4]
+    ]
+    review["cost"]["components"] = [
+        {"component": f"component-{i}", "before": None, "after": {"idle": 1.0, "peak": 100.0 - i}}
+        for i in range(100)
+    ]
+    review["counts"] = {"create": 1_667, "update": 1_667, "replace": 1_666, "delete": 0, "unchanged": 0}
+    review["warnings"] = [f"warning {i}" for i in range(500)]
+    return review
+
+
+def _check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if UPDATE:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"no snapshot {path}: run with KEEL_UPDATE_SNAPSHOTS=1 to create it"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{name} differs from the snapshot: if the change is intended, regenerate with KEEL_UPDATE_SNAPSHOTS=1"
+    )
+
+
+def _tokens(text: str) -> list[Token]:
+    """Every block and inline token of the comment as a GFM renderer (tables on) parses it."""
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    return [*tokens, *(child for token in tokens for child in token.children or [])]
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """Each table row of the comment, as the text of its cells."""
+    rows: list[list[str]] = []
+    in_cell = False
+    for token in MarkdownIt("commonmark").enable("table").parse(text):
+        if token.type == "tr_open":
+            rows.append([])
+        elif token.type in {"th_open", "td_open", "th_close", "td_close"}:
+            in_cell = token.type.endswith("open")
+        elif token.type == "inline" and in_cell:
+            rows[-1].append("".join(child.content for child in token.children or []))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- snapshots
+
+
+def test_prod_review_matches_snapshot() -> None:
+    _check_snapshot("review_prod.md", render_review_markdown(prod_review()))
+
+
+def test_plain_plan_review_matches_snapshot() -> None:
+    _check_snapshot("review_plan.md", render_review_markdown(plan_review()))
+
+
+# ------------------------------------------------------------------------------------------ comment content
+
+
+def test_first_line_names_the_environment() -> None:
+    assert render_review_markdown(prod_review()).splitlines()[0] == "<!-- keel-review:prod -->"
+    assert render_review_markdown(plan_review()).splitlines()[0] == "<!-- keel-review:dev -->"
+
+
+def test_an_environment_that_cannot_name_a_comment_is_refused() -> None:
+    review = prod_review()
+    review["environment"] = "prod -->"
+    with pytest.raises(ValueError, match="'prod -->' cannot name a comment"):
+        render_review_markdown(review)
+
+
+def test_headline_counts_leave_out_zeros_and_say_no_changes() -> None:
+    headline = render_review_markdown(plan_review()).splitlines()[3]
+    assert headline.startswith("**6 to create**: `working tree` against nothing")
+    review = plan_review()
+    review["resources"] = []
+    review["counts"] = {"create": 0, "update": 0, "replace": 0, "delete": 0, "unchanged": 6}
+    assert "**no changes** (6 unchanged)" in render_review_markdown(review)
+
+
+def test_markers_appear_only_for_what_they_mean() -> None:
+    quiet = plan_review()
+    quiet["policies"]["added"] = []
+    text = render_review_markdown(quiet)
+    for marker in (RISK, MANDATORY, ADVISORY, RESOLVED, OVER_BUDGET, SHORTENED):
+        assert marker not in text
+    loud = render_review_markdown(prod_review())
+    for marker in (RISK, MANDATORY, ADVISORY, RESOLVED, OVER_BUDGET):
+        assert marker in loud
+    assert SHORTENED not in loud
+
+
+def test_every_marker_is_documented_in_the_module_docstring() -> None:
+    assert keel.report.__doc__ is not None
+    documented = re.findall(r"^- ``(:[a-z_]+:)``", keel.report.__doc__, re.MULTILINE)
+    assert sorted(documented) == sorted((RISK, MANDATORY, ADVISORY, RESOLVED, OVER_BUDGET, SHORTENED))
+
+
+def test_attention_shows_the_replacing_property_and_why_it_matters() -> None:
+    text = render_review_markdown(prod_review())
+    attention = text.split("#### :warning: Needs attention", 1)[1].split("####", 1)[0]
+    assert "**replace** `artifacts`" in attention
+    assert (
+        '`bucket`: `"keel-prod-artifacts"` → `"keel-prod-artifacts-v2"` **forces replacement**' in attention
+    )
+    # The bucket's risk already says what it holds; the protected cluster's update says it separately.
+    assert attention.count("the stored objects and all their versions") == 1
+    assert "why it matters: replacing or deleting it loses every Kubernetes object and workload" in attention
+    assert "tags.purpose" not in attention  # only what forces the replacement
+    assert "**update** `cluster`" in attention
+    assert '`version`: `"1.33"` → `"1.34"`' in attention
+    assert "gpu-l4-spot-ng" not in attention
+
+
+def test_violations_are_marked_new_or_already_present_with_their_fix() -> None:
+    rows = _table_rows(render_review_markdown(prod_review()))
+    assert [
+        "new",
+        "gpu-instance-allowlist",
+        "gpu-h100-od-ng",
+        "instance type p5.48xlarge is not allowed in prod (allowed: g6.2xlarge, g6.4xlarge, g6e.12xlarge)",
+        "Use an instance type from the prod allow-list, or extend it.",
+    ] in rows
+    assert next(r for r in rows if "k8s-probes" in r)[:3] == ["already present", "k8s-probes", "llama-3-8b"]
+
+
+def test_secrets_stay_masked_and_long_values_are_shortened() -> None:
+    text = render_review_markdown(prod_review())
+    assert "`secretString`: (not set) → `[secret]`" in text
+    policy_line = next(line for line in text.splitlines() if "`policy`:" in line)
+    before, after = re.findall(r"`(…[^`]*)`", policy_line)
+    assert max(len(before), len(after)) <= VALUE_WIDTH
+    # Both sides are shortened around where they differ, so the difference shows.
+    assert before.endswith('\\"Resource\\":\\"*\\"}]}"')
+    assert after.endswith('\\"Resource\\":\\"arn:aws:ecr:*\\"}]}"')
+    assert "`scalingConfig.maxSize`: `4` → `6`" in text  # whole floats shown as integers
+    review = prod_review()
+    review["resources"][3]["changes"][0]["after"] = [f"subnet-{i:04d}" for i in range(20)]
+    line = next(line for line in render_review_markdown(review).splitlines() if "scalingConfig" in line)
+    assert '`4` → `["subnet-0000","subnet-0001","subnet-0002"' in line
+    (value,) = re.findall(r"`(\[[^`]*)`", line)
+    assert len(value) == VALUE_WIDTH
+    assert value.endswith("…")
+
+
+def test_cost_table_has_before_after_change_budget_and_share() -> None:
+    rows = _table_rows(render_review_markdown(prod_review()))
+    assert ["idle", "17,726 USD", "27,500 USD", "+9,774 USD", "60,000 USD", "45.8%"] in rows
+    assert ["peak", "26,196 USD", "61,250 USD", "+35,054 USD", "60,000 USD", ":moneybag: 102.1%"] in rows
+    assert ["gpu-h100-od", "n/a", "9,774 USD", "n/a", "34,219 USD", "+34,219 USD"] in rows
+    assert ["models", "69 USD", "n/a", "69 USD", "n/a", "-69 USD"] in rows
+    plan_rows = _table_rows(render_review_markdown(plan_review()))
+    assert ["peak", "n/a", "85 USD", "n/a", "5,000 USD", "1.7%"] in plan_rows
+
+
+def test_no_policies_and_no_cost_are_said_plainly() -> None:
+    review = plan_review()
+    review["policies"] = None
+    review["cost"] = None
+    text = render_review_markdown(review)
+    assert "Not evaluated: the plan was made without the policy pack." in text
+    assert "The plan has no cost estimate." in text
+
+
+# ---------------------------------------------------------------------------------------------- escaping
+
+
+def test_configured_text_cannot_break_the_comment() -> None:
+    review = prod_review()
+    hostile = "a | b \\| c <script>alert(1)</script> `tick` *bold* [link](http://x) &amp;\nnext line"
+    review["policies"]["added"][0]["message"] = hostile
+    review["policies"]["added"][0]["policy"] = "rule|with`pipe"
+    review["policies"]["remediation"]["rule|with`pipe"] = "fix | it </details>"
+    review["policies"]["exemptions"][0]["reason"] = hostile
+    review["resources"][3]["changes"][0]["after"] = "x | y </details> <script>"
+    review["resources"][0]["component"] = "</summary><script>"
+    text = render_review_markdown(review)
+    tokens = _tokens(text)
+    raw_html = [t.content for t in tokens if t.type in {"html_inline", "html_block"}]
+    assert not any("<script" in chunk for chunk in raw_html), raw_html
+    assert not any(t.type in {"link_open", "strong_open"} and "bold" in t.content for t in tokens)
+    assert sum(1 for t in tokens if t.type == "link_open") == 0
+    row = next(r for r in _table_rows(text) if r and r[0] == "new")
+    assert row == [
+        "new",
+        "rule|with`pipe",
+        "gpu-h100-od-ng",
+        "a | b \\| c <script>alert(1)</script> `tick` *bold* [link](http://x) &amp; next line",
+        "fix | it </details>",
+    ]
+    # The only raw HTML is the comment's own: its marker and the collapsible sections.
+    allowed = re.compile(
+        r"^(<!-- keel-review:prod -->|<details><summary>[^<>]*(<code>[^<>]*</code>[^<>]*)?</summary>|</details>)$"
+    )
+    for chunk in raw_html:
+        assert all(allowed.match(line) for line in chunk.strip().splitlines()), chunk
+
+
+# ---------------------------------------------------------------------------------------------- length
+
+
+@pytest.mark.parametrize("limit", [MIN_LIMIT, 12_000, 30_000, DEFAULT_LIMIT])
+def test_huge_review_fits_the_limit_and_keeps_the_summary(limit: int) -> None:
+    review = huge_review()
+    text = render_review_markdown(review, limit=limit)
+    assert len(text) <= limit
+    assert text.startswith("<!-- keel-review:prod -->\n### Keel review: `prod`\n")
+    assert "**1,667 to create, 1,667 to change, 1,666 to replace**" in text
+    assert f"{MANDATORY} **1,000 mandatory violations** (1,000 new)" in text
+    assert f"{RISK} **100 changes to stateful or protected resources need attention**" in text
+    assert "| peak | 26,196 USD | 61,250 USD | +35,054 USD | 60,000 USD | :moneybag: 102.1% |" in text
+    assert f"{SHORTENED} **Shortened to fit a GitHub comment ({limit:,} characters).**" in text
+    assert "`keel diff prod --base <ref>`" in text
+    mandatory = text.split(f"{MANDATORY} **Mandatory violations: 1,000**", 1)[1].split(ADVISORY, 1)[0]
+    assert "| **new** | `rule-0` | `route-0` | violation number 0 of the route |  |" in mandatory
+    assert re.search(r"\*…[\d,]+ more not shown\.\*", mandatory)
+
+
+def test_shortening_drops_detail_before_anything_else() -> None:
+    review = prod_review()
+    full = render_review_markdown(review)
+    review["resources"] += [
+        _resource("aws:ec2/route:Route", f"route-{i}", "routes", "update", [_change("x", i, i + 1)])
+        for i in range(2_000)
+    ]
+    limit = len(full) + 2_000
+    text = render_review_markdown(review, limit=limit)
+    assert len(text) <= limit
+    assert "the per-resource detail of 1 of 7 components (`routes`)" in text
+    assert "<code>backups</code>" in text  # the smaller components keep their detail
+    assert "not shown" not in text  # no list was cut
+    assert "| `gpu-h100-od` |" in text  # nor the cost table
+
+
+def test_a_comment_under_the_limit_is_not_shortened() -> None:
+    text = render_review_markdown(prod_review())
+    assert render_review_markdown(prod_review(), limit=len(text)) == text
+    shorter = render_review_markdown(prod_review(), limit=len(text) - 1)
+    assert len(shorter) < len(text)
+    assert SHORTENED in shorter
+
+
+def test_hostile_lengths_still_fit_the_smallest_limit() -> None:
+    review = huge_review(resources=200, violations=50)
+    review["environment"] = "e" * 63
+    review["base"]["label"] = "b" * 10_000
+    review["base"]["source"] = "t" * 10_000
+    review["head"]["source"] = "s" * 10_000
+    review["policies"]["config"] = "c" * 10_000
+    review["cost"]["currency"] = "U" * 1_000
+    review["cost"]["prices_as_of"] = "d" * 1_000
+    review["policies"]["added"][0]["message"] = "m" * 100_000
+    for resource in review["resources"]:
+        resource["component"] = resource["component"] * 200
+    text = render_review_markdown(review, limit=MIN_LIMIT)
+    assert len(text) <= MIN_LIMIT
+    assert text.startswith(f"<!-- keel-review:{'e' * 63} -->\n")
+    assert f"`{'b' * (LABEL_WIDTH - 1)}…` → `working tree`" in text  # labels clipped, never dropped
+    assert f"{MANDATORY} **25 mandatory violations** (25 new)" in text
+
+
+def test_a_limit_below_the_minimum_is_refused() -> None:
+    with pytest.raises(ValueError, match="too small"):
+        render_review_markdown(prod_review(), limit=MIN_LIMIT - 1)
+
+
+# ---------------------------------------------------------------------------------------------- terminal
+
+
+def _terminal(review: dict[str, Any]) -> str:
+    console = Console(record=True, width=120)
+    render_review_text(review, console)
+    return console.export_text()
+
+
+def _words(text: str) -> str:
+    """Text with its line wrapping undone (the facts tested are content, not layout)."""
+    return " ".join(text.split())
+
+
+def test_terminal_view_has_the_key_facts() -> None:
+    text = _words(_terminal(prod_review()))
+    for fact in (
+        "Review prod: HEAD~1 (3f2a9c1) → working tree: 3 to create, 4 to change, 1 to replace, 1 to delete",
+        "not a diff against deployed state",
+        "Needs attention (2)",
+        "replace artifacts",
+        "replaces a stateful resource: the stored objects and all their versions",
+        "why it matters: replacing or deleting it loses every Kubernetes object and workload in it",
+        'bucket: "keel-prod-artifacts" → "keel-prod-artifacts-v2" (forces replacement)',
+        "new gpu-instance-allowlist gpu-h100-od-ng",
+        "already present k8s-probes llama-3-8b",
+        "fix: Use an instance type from the prod allow-list",
+        "resolved bucket-tls-only",
+        "exempted k8s-no-privileged",
+        "reason: DCGM needs the GPU device files",
+        "undecided kms-no-wildcard-principal",
+        "OVER BUDGET 102.1%",
+        "+35,054 USD",
+        "secretString: (not set) → [secret]",
+        "delete llama-legacy-pdb",
+        "warning: secret 'model-hub-token' has no value",
+    ):
+        assert fact in text, fact
+
+
+def test_terminal_view_groups_changes_by_component_in_a_tree() -> None:
+    lines = _terminal(prod_review()).splitlines()
+    start = lines.index("Changes by component")
+    tree = lines[start:]
+    component = next(i for i, line in enumerate(tree) if "backups" in line and "1 to replace" in line)
+    assert "replace artifacts aws:s3/bucket:Bucket [protected]" in tree[component + 1]
+    assert "bucket:" in tree[component + 2]
+    assert tree[component + 2].index("bucket:") > tree[component + 1].index("replace")  # a child
+
+
+def test_terminal_view_colours_by_action_and_level() -> None:
+    console = Console(record=True, width=120, color_system="standard")
+    render_review_text(prod_review(), console)
+    styled = console.export_text(styles=True)
+    red, green, yellow, cyan = "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m"
+    for colour, text in (
+        (green, "create"),
+        (yellow, "update"),
+        (red, "replace"),
+        (red, "delete"),
+        (red, "gpu-instance-allowlist"),
+        (yellow, "k8s-probes"),
+        (cyan, "exempted"),
+    ):
+        assert f"{colour}{text}\x1b[0m" in styled, text
+
+
+def test_terminal_view_is_never_shortened() -> None:
+    text = _terminal(huge_review(resources=600, violations=300))
+    assert "route-599" in text
+    assert "violation number 299" in text
+    assert "not shown" not in text
+
+
+def test_rendering_does_not_change_the_review() -> None:
+    review = prod_review()
+    before = copy.deepcopy(review)
+    render_review_markdown(review, limit=MIN_LIMIT)
+    render_review_text(review, Console(record=True, width=120))
+    assert review == before
