@@ -407,8 +407,9 @@ class _NoPriceError(Exception):
     """A priced type whose price is missing from the table (reported as unpriced with this reason)."""
 
 
-def _component_of(resource: PlannedResource, by_urn: Mapping[str, PlannedResource]) -> str:
-    """The name of the top-level ``keel:*`` component above a resource (``(stack)`` if none)."""
+def component_of(resource: PlannedResource, by_urn: Mapping[str, PlannedResource]) -> str:
+    """The name of the top-level ``keel:*`` component above a resource (``(stack)`` if none); what the cost
+    model and ``keel diff`` group resources by."""
     top: PlannedResource | None = None
     parent = resource.parent
     while parent is not None and parent in by_urn:
@@ -620,7 +621,7 @@ def estimate_graph(
         except _NoPriceError as missing:
             unpriced.setdefault((resource.type, str(missing)), []).append(resource.name)
             continue
-        component = _component_of(resource, by_urn)
+        component = component_of(resource, by_urn)
         idle.append(LineItem(resource.urn, resource.name, resource.type, component, idle_amount, idle_basis))
         peak.append(LineItem(resource.urn, resource.name, resource.type, component, peak_amount, peak_basis))
 

@@ -196,37 +196,6 @@ def _render_policies_text(report: PolicyReport, console: Console) -> None:
         )
 
 
-def policies_markdown(report: PolicyReport) -> list[str]:
-    """The policy section of a PR comment."""
-    lines = [f"**Policies** (config `{report.config_file}`)", ""]
-    if not report.violations and not report.exemptions and not report.undecided:
-        return [*lines, "No violations.", ""]
-    for level in ("mandatory", "advisory"):
-        found = [v for v in report.violations if v.level == level]
-        if found:
-            lines += [
-                f"{level.capitalize()} violations ({len(found)}):",
-                "",
-                "| rule | resource | message | fix |",
-                "|---|---|---|---|",
-            ]
-            lines += [
-                f"| `{v.policy}` | `{short_urn(v.urn)}` | {v.message} | {report.remediation.get(v.policy, '')} |"
-                for v in found
-            ]
-            lines.append("")
-    if report.exemptions:
-        lines += ["Exemptions:", ""] + [
-            f"- `{e.policy}` on `{short_urn(e.urn)}`: {e.reason}" for e in report.exemptions
-        ]
-        lines.append("")
-    if report.undecided:
-        lines += ["Undecided (values unknown at plan time):", ""]
-        lines += [f"- `{u.policy}` on `{short_urn(u.urn)}`: {u.message}" for u in report.undecided]
-        lines.append("")
-    return lines
-
-
 def cost_lines(report: CostReport) -> list[tuple[str, str, str]]:
     """(component, idle, peak) rows, largest peak first, then the totals and the budget."""
     components = sorted(report.peak.by_component, key=lambda c: -report.peak.by_component[c])
@@ -311,23 +280,6 @@ def render_rule_table_markdown(table: list[dict[str, Any]]) -> str:
         + f" | {row['description']} |"
         for row in table
     ]
-    return "\n".join(lines)
-
-
-def render_markdown(plan: Plan) -> str:
-    """A PR-comment view of the plan."""
-    lines = [f"### Keel plan: `{plan.environment}`", "", _headline(plan) + ".", "", f"> {HONESTY_NOTE}", ""]
-    lines += ["| type | count |", "|---|---:|"]
-    lines += [f"| `{t}` | {c} |" for t, c in sorted(plan.graph.counts_by_type().items())]
-    lines += ["", "<details><summary>Resources</summary>", "", "```"]
-    lines += ["  " * depth + _label(resource, markup=False) for depth, resource in tree_order(plan.resources)]
-    lines += ["```", "", "</details>", ""]
-    if plan.cost is not None:
-        lines += cost_markdown(plan.cost)
-    if plan.policies is not None:
-        lines += policies_markdown(plan.policies)
-    if plan.warnings:
-        lines += ["**Warnings**", ""] + [f"- {w}" for w in plan.warnings] + [""]
     return "\n".join(lines)
 
 

@@ -156,7 +156,7 @@ def attention_changes(resource: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def why_it_matters(resource: Mapping[str, Any]) -> str | None:
     """What replacing or deleting a stateful resource loses, unless its risk already says so."""
     stateful = resource.get("stateful")
-    if not stateful or stateful in (resource.get("risk") or ""):
+    if not stateful or str(stateful).rstrip(".") in (resource.get("risk") or ""):
         return None
     return f"why it matters: replacing or deleting it loses {stateful}"
 

@@ -42,9 +42,11 @@ def test_plan_text_shows_tree_counts_and_honesty_note() -> None:
 def test_plan_markdown_is_a_pr_comment() -> None:
     result = runner.invoke(app, ["plan", "staging", "--format", "markdown"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("### Keel plan: `staging`")
-    assert "| `aws:eks/cluster:Cluster` | 1 |" in result.stdout
-    assert "<details>" in result.stdout
+    # The same comment as `keel diff`, reviewing a change from nothing: everything is created.
+    assert result.stdout.startswith("<!-- keel-review:staging -->\n### Keel review: `staging`")
+    assert "**149 to create**" in result.stdout
+    assert "<details><summary><code>cluster</code>" in result.stdout
+    assert "#### Monthly cost" in result.stdout
 
 
 def test_plan_several_environments_in_one_process() -> None:

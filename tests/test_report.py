@@ -134,8 +134,8 @@ def prod_review() -> dict[str, Any]:
                 ],
                 protected=True,
                 stateful=BUCKET_LOSES,
-                risk=f"replaces a stateful resource: {BUCKET_LOSES}; replaces a protected resource: pulumi up "
-                "fails until protect is lifted",
+                risk=f"replaces a stateful resource: {BUCKET_LOSES.rstrip('.')}; replaces a protected resource: "
+                "pulumi up fails until protect is lifted",
             ),
             _resource(
                 "aws:secretsmanager/secretVersion:SecretVersion",
