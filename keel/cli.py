@@ -192,6 +192,13 @@ def diff(  # noqa: PLR0917 (typer maps parameters to options)
             "(default: each side's policies/config/<ENV>.json).",
         ),
     ] = None,
+    environments_dir: Annotated[
+        Path,
+        typer.Option(
+            "--environments-dir",
+            help="Where the working tree's Pulumi.<ENV>.yaml lives (a --base revision uses its own).",
+        ),
+    ] = ENVIRONMENTS_DIR,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of program failures.")] = False,
 ) -> None:
     """Review a change offline: what `pulumi up` would create, update, replace or delete in ENV compared with
@@ -202,9 +209,9 @@ def diff(  # noqa: PLR0917 (typer maps parameters to options)
     """
     if (base is None) == (base_plan is None):
         raise _fail("give exactly one of --base REF or --base-plan FILE", EXIT_BAD_INPUT)
-    path = environment_file(environment)
+    path = environment_file(environment, environments_dir)
     if not path.is_file():
-        shipped = sorted(environment_name(p) for p in ENVIRONMENTS_DIR.glob("Pulumi.*.yaml"))
+        shipped = sorted(environment_name(p) for p in environments_dir.glob("Pulumi.*.yaml"))
         raise _fail(
             f"no environment {environment} (expected {path}); shipped: {', '.join(shipped)}", EXIT_BAD_INPUT
         )

@@ -15,13 +15,14 @@ import pulumi
 from keel.config import StackFile, load_environment
 from keel.cost import CostReport, estimate_graph, load_prices
 from keel.engine import Graph, PlannedResource, run_program
+from keel.paths import PROJECT_ROOT, display_path
 from keel.policy import PolicyReport, PolicySettings, evaluate, load_policy_config, policy_config_file
 from stacks.program import run
 from stacks.spec import EnvironmentSpec
 
 PROJECT = "keel"
 #: Where ``Pulumi.yaml`` says stack config lives (``stackConfigDir``).
-ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
+ENVIRONMENTS_DIR = PROJECT_ROOT / "environments"
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,6 @@ def _collect_engine_warnings() -> Iterator[list[str]]:
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
-
-
-def display_path(path: Path) -> str:
-    """A path relative to the working directory where possible, so plans compare across checkouts."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def environment_file(environment: str, environments_dir: Path = ENVIRONMENTS_DIR) -> Path:

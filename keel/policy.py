@@ -31,10 +31,11 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from keel.engine import Graph, PlannedResource
+from keel.paths import PROJECT_ROOT
 from policies.framework import RULES, Rule, is_exempt, to_policy
 from policies.pack import INITIAL_CONFIG
 
-POLICY_CONFIG_DIR = Path(__file__).resolve().parent.parent / "policies" / "config"
+POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
 LEVELS = {level.value: level for level in EnforcementLevel}
 
 

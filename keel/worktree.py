@@ -23,10 +23,9 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from keel.paths import PROJECT_ROOT
 from keel.plan import ENVIRONMENTS_DIR, environment_file
 
-#: The project: the directory that holds the ``keel`` package and ``environments/``.
-PROJECT_ROOT = ENVIRONMENTS_DIR.parent
 #: Lines of the base process's stderr shown when it fails.
 STDERR_TAIL_LINES = 20
 
