@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,8 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from components.aws.node_group import GPU_POOL_LABEL
 from components.base import ASSUMED_GB_TAG
 from keel.engine import Graph, PlannedResource
+from keel.paths import display_path
+from stacks.catalogue import gpu_instance
 
 if TYPE_CHECKING:
     from keel.plan import Plan
@@ -137,15 +141,6 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any], path: str = "") 
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def _display(path: Path) -> str:
-    """A price file's name as reports show it: relative to the project when inside it, so that plans of two
-    checkouts (``keel diff``) compare equal."""
-    try:
-        return str(path.resolve().relative_to(PRICES_FILE.parents[2]))
-    except ValueError:
-        return str(path)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -272,7 +267,7 @@ def load_prices(overrides: Path | None = None, shipped: Path = PRICES_FILE) -> P
     Raises ``CostConfigError`` naming the file, the key path and the value for anything it cannot use.
     """
     base = _read_yaml(shipped)
-    files = (_display(shipped),)
+    files = (display_path(shipped),)
     if overrides is None:
         return _parse_table(base, str(shipped), files)
     _parse_table(base, str(shipped), files)  # the shipped table alone must be sound
@@ -280,7 +275,7 @@ def load_prices(overrides: Path | None = None, shipped: Path = PRICES_FILE) -> P
     # Check the override's own price entries first, so errors name the user's file.
     _check_override(extra, str(overrides))
     merged = _deep_merge(base, extra)
-    return _parse_table(merged, str(overrides), (*files, _display(overrides)))
+    return _parse_table(merged, str(overrides), (*files, display_path(overrides)))
 
 
 def _check_override(extra: Mapping[str, Any], source: str) -> None:
@@ -433,6 +428,7 @@ class _Pricer:
         self.region = region
         self.hours = table.hours_per_month
         self.providers = {r.urn: r for r in graph.resources if r.type.startswith("pulumi:providers:")}
+        self.model_floor = _model_floor(graph)
         self.used: dict[str, Price] = {}
         self.assumed: list[str] = []
         """Every usage volume taken from a resource's ``keel:cost-assumed-gb`` tag, for the assumptions."""
@@ -542,10 +538,13 @@ class _Pricer:
             amount = hourly * nodes * self.hours + root * gp3.price * nodes
             return amount, f"{nodes:g} x {label} x {self.hours:g} h + {nodes:g} x {root:g} GB gp3"
 
-        return (
-            at(_number(scaling.get("minSize")) or 0.0, types[0]),
-            at(_number(scaling.get("maxSize")) or 0.0, priciest),
-        )
+        idle_nodes = _number(scaling.get("minSize")) or 0.0
+        idle = at(idle_nodes, types[0])
+        extra, why = self.model_floor.get(resource.urn, (0, ""))
+        if extra:
+            idle = at(idle_nodes + extra, types[0])
+            idle = (idle[0], f"{idle[1]} ({why})")
+        return idle, at(_number(scaling.get("maxSize")) or 0.0, priciest)
 
     def nat_gateway(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
         region = self.region_of(resource)
@@ -586,6 +585,86 @@ class _Pricer:
             f"{gb:g} GB x {ingest.price} /GB ingested + {retained:.0f} GB retained ({days:g} d) x "
             f"{store.price} /GB-month",
         )
+
+
+def _pool_of(deployment: PlannedResource) -> str | None:
+    """The GPU pool a Deployment's required node affinity (or node selector) pins it to."""
+    pod = ((deployment.inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
+    selected = (pod.get("nodeSelector") or {}).get(GPU_POOL_LABEL)
+    if isinstance(selected, str):
+        return selected
+    required = ((pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in required.get("nodeSelectorTerms") or []:
+        for expression in term.get("matchExpressions") or []:
+            values = expression.get("values") or []
+            if expression.get("key") == GPU_POOL_LABEL and expression.get("operator") == "In" and values:
+                return str(values[0])
+    return None
+
+
+def _gpus_per_replica(deployment: PlannedResource) -> float:
+    """GPUs one replica takes: the sum of its containers' ``nvidia.com/gpu`` limits (a count, "1" or 1)."""
+    pod = ((deployment.inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
+    total = 0.0
+    for container in pod.get("containers") or []:
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu", 0)
+        try:
+            total += float(limit)
+        except (TypeError, ValueError):
+            continue  # not a count: the device plugin would refuse it too
+    return total
+
+
+def _model_floor(graph: Graph) -> dict[str, tuple[int, str]]:
+    """Node group URN -> (nodes beyond its minSize, why) that GPU workloads' minimum replicas need at idle.
+
+    A model at ``minReplicas`` (its KEDA ScaledObject's ``minReplicaCount``, else the Deployment's replicas)
+    needs GPU nodes of its pool even when the pool's ``minSize`` is lower: the cluster autoscaler adds them.
+    They are counted on the group the autoscaler prefers (the pool's spot group, else its first group), at
+    whole replicas per node, up to that group's ``maxSize``.
+    """
+    minimum: dict[tuple[str, str], float] = {}
+    for scaled in graph.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject"):
+        spec = scaled.inputs.get("spec") or {}
+        namespace = (scaled.inputs.get("metadata") or {}).get("namespace") or "default"
+        target = (spec.get("scaleTargetRef") or {}).get("name")
+        if isinstance(target, str):
+            minimum[(namespace, target)] = _number(spec.get("minReplicaCount")) or 0.0
+    needs: dict[str, list[tuple[str, float, float]]] = {}
+    for deployment in graph.of_type("kubernetes:apps/v1:Deployment"):
+        metadata = deployment.inputs.get("metadata") or {}
+        key = (metadata.get("namespace") or "default", str(metadata.get("name")))
+        replicas = minimum.get(key, _number((deployment.inputs.get("spec") or {}).get("replicas")) or 1.0)
+        pool, gpus = _pool_of(deployment), _gpus_per_replica(deployment)
+        if pool and gpus and replicas:
+            needs.setdefault(pool, []).append((key[1], replicas, gpus))
+    floor: dict[str, tuple[int, str]] = {}
+    for pool, workloads in needs.items():
+        groups = [
+            g
+            for g in graph.of_type("aws:eks/nodeGroup:NodeGroup")
+            if (g.inputs.get("labels") or {}).get(GPU_POOL_LABEL) == pool and g.inputs.get("instanceTypes")
+        ]
+        instance = gpu_instance(str(groups[0].inputs["instanceTypes"][0])) if groups else None
+        if instance is None:
+            continue
+        nodes = sum(
+            math.ceil(replicas / max(instance.gpus // int(gpus), 1)) for _, replicas, gpus in workloads
+        )
+        scaling = [g.inputs.get("scalingConfig") or {} for g in groups]
+        extra = nodes - sum(_number(c.get("minSize")) or 0.0 for c in scaling)
+        target = next((g for g in groups if g.inputs.get("capacityType") == "SPOT"), groups[0])
+        target_scaling = target.inputs.get("scalingConfig") or {}
+        room = (_number(target_scaling.get("maxSize")) or 0.0) - (
+            _number(target_scaling.get("minSize")) or 0.0
+        )
+        extra = int(min(extra, room))
+        if extra > 0:
+            names = ", ".join(f"{name} {replicas:g}" for name, replicas, _ in workloads)
+            floor[target.urn] = (extra, f"+{extra} for the minimum replicas of {names}")
+    return floor
 
 
 def estimate_graph(
@@ -645,8 +724,8 @@ def estimate_graph(
         "Instances, taxes, data transfer or per-request charges"
     )
     assumptions.append(
-        "idle: every node group at minSize on its first instance type (models at min replicas); peak: every "
-        "node group at maxSize on its most expensive instance type"
+        "idle: every node group at minSize on its first instance type, plus the nodes models need at their "
+        "minimum replicas; peak: every node group at maxSize on its most expensive instance type"
     )
     return CostReport(
         currency=table.currency,

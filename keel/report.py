@@ -246,8 +246,8 @@ def _currency(cost: Mapping[str, Any]) -> str:
 
 def _cost_basis(cost: Mapping[str, Any]) -> str:
     return (
-        "Idle: every node pool at its minimum; peak: every pool at its maximum, on its most expensive "
-        "instance type. List prices as of "
+        "Idle: every node pool at its minimum, with the nodes models need at their minimum replicas; peak: "
+        "every pool at its maximum, on its most expensive instance type. List prices as of "
         f"{_clip(str(cost['prices_as_of']), 20)}."
     )
 

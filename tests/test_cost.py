@@ -292,3 +292,99 @@ def test_cost_command_rejects_a_bad_price_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["cost", "dev", "--prices", str(bad)])
     assert result.exit_code == 2, result.output
     assert str(bad) in result.output
+
+
+def _gpu_workload(name: str, pool: str, gpus: int, min_replicas: float) -> tuple[PlannedResource, ...]:
+    """A model server pinned to a GPU pool, scaled by KEDA from ``min_replicas``."""
+    deployment = _resource(
+        "kubernetes:apps/v1:Deployment",
+        f"{name}-deployment",
+        {
+            "metadata": {"name": name, "namespace": name},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "affinity": {
+                            "nodeAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": {
+                                    "nodeSelectorTerms": [
+                                        {
+                                            "matchExpressions": [
+                                                {
+                                                    "key": "keel.dev/gpu-pool",
+                                                    "operator": "In",
+                                                    "values": [pool],
+                                                }
+                                            ]
+                                        }
+                                    ]
+                                }
+                            }
+                        },
+                        "containers": [
+                            {"name": "vllm", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
+                        ],
+                    }
+                }
+            },
+        },
+    )
+    scaled = _resource(
+        "kubernetes:keda.sh/v1alpha1:ScaledObject",
+        f"{name}-scaled-object",
+        {
+            "metadata": {"name": name, "namespace": name},
+            "spec": {"minReplicaCount": min_replicas, "scaleTargetRef": {"name": name}},
+        },
+    )
+    return deployment, scaled
+
+
+def _pool_group(
+    name: str, pool: str, instance_type: str, capacity: str, *, min_size: float, max_size: float
+) -> Any:
+    return _resource(
+        "aws:eks/nodeGroup:NodeGroup",
+        name,
+        {
+            "capacityType": capacity,
+            "instanceTypes": [instance_type],
+            "labels": {"keel.dev/gpu-pool": pool},
+            "scalingConfig": {"minSize": min_size, "maxSize": max_size},
+        },
+    )
+
+
+def test_idle_counts_the_nodes_models_need_at_their_minimum_replicas() -> None:
+    graph = Graph(
+        (
+            _pool_group("l4-od", "l4", "g6.2xlarge", "ON_DEMAND", min_size=1.0, max_size=1.0),
+            _pool_group("l4-spot", "l4", "g6.2xlarge", "SPOT", min_size=0.0, max_size=4.0),
+            _pool_group("x4-od", "x4", "g6e.12xlarge", "ON_DEMAND", min_size=0.0, max_size=2.0),
+            *_gpu_workload("small", "l4", gpus=1, min_replicas=3.0),
+            *_gpu_workload("tp1", "x4", gpus=1, min_replicas=5.0),  # 4 replicas share a 4-GPU node: 2 nodes
+            *_gpu_workload("idle-ok", "l4", gpus=1, min_replicas=0.0),
+        ),
+        {},
+    )
+    report = estimate_graph(graph, region="us-east-1", prices=load_prices())
+    idle = {item.name: item for item in report.idle.by_resource}
+    # l4 needs 3 nodes and has a floor of 1 on-demand node: the autoscaler adds 2, on the spot group it prefers.
+    # 2 x 0.9776 x 0.4 x 730 + 2 x 20 GB (EKS default disk) x 0.08 = 570.9184 + 3.2
+    assert idle["l4-spot"].monthly == pytest.approx(574.1184)
+    assert idle["l4-spot"].basis.endswith("(+2 for the minimum replicas of small 3)")  # idle-ok needs none
+    assert idle["l4-od"].monthly == pytest.approx(0.9776 * 730 + 20 * 0.08)
+    # x4: 5 one-GPU replicas on 4-GPU nodes need 2 nodes: 2 x 10.49264 x 730 + 2 x 20 x 0.08.
+    assert idle["x4-od"].monthly == pytest.approx(2 * 10.49264 * 730 + 3.2)
+
+
+def test_the_models_floor_never_exceeds_the_group_maximum() -> None:
+    graph = Graph(
+        (
+            _pool_group("l4-spot", "l4", "g6.2xlarge", "SPOT", min_size=0.0, max_size=2.0),
+            *_gpu_workload("big", "l4", gpus=1, min_replicas=9.0),
+        ),
+        {},
+    )
+    idle = estimate_graph(graph, region="us-east-1", prices=load_prices()).idle.by_resource
+    assert idle[0].basis.startswith("2 x g6.2xlarge spot")
