@@ -243,18 +243,27 @@ def test_the_preview_installs_the_pulumi_cli_of_the_locked_sdk() -> None:
 # --- the scripts -----------------------------------------------------------------------------------------
 
 MARKER = "<!-- keel-review:prod -->"
+#: A stand-in for ``gh api``: records every call, serves the pages of FAKE_GH_PAGES to ``--paginate`` and, when
+#: FAKE_GH_FAIL is "METHOD STATUS MESSAGE", fails the calls of that method as gh reports an HTTP error.
 FAKE_GH = """\
-#!{python}
 import json, os, sys
 args = sys.argv[1:]
-call = {{"args": args, "stdin": sys.stdin.read() if "--input" in args else None}}
+call = {"args": args, "stdin": sys.stdin.read() if "--input" in args else None}
 with open(os.environ["FAKE_GH_LOG"], "a") as log:
     log.write(json.dumps(call) + "\\n")
+method = args[args.index("--method") + 1] if "--method" in args else "GET"
+failure = os.environ.get("FAKE_GH_FAIL")
+if failure and failure.split(" ", 1)[0] == method:
+    _, status, message = failure.split(" ", 2)
+    sys.stdout.write(json.dumps({"message": message, "status": status}))
+    sys.stderr.write(f"gh: {message} (HTTP {status})\\n")
+    sys.exit(1)
 if "--paginate" in args:
     # gh prints each page's array as it comes.
     for page in json.loads(open(os.environ["FAKE_GH_PAGES"]).read()):
         sys.stdout.write(json.dumps(page))
 """
+READ_ONLY = "Resource not accessible by integration"
 
 
 def comment(id_: int, body: str, login: str = "github-actions[bot]") -> dict[str, Any]:
@@ -262,39 +271,64 @@ def comment(id_: int, body: str, login: str = "github-actions[bot]") -> dict[str
     return {"id": id_, "body": body, "user": {"login": login, "type": "Bot" if "[bot]" in login else "User"}}
 
 
-@pytest.fixture
-def upsert(tmp_path: Path) -> Callable[..., tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]]:
-    """Run upsert-comment against a fake ``gh`` that serves the given pages and records every call."""
+class FakeGh:
+    """A fake ``gh`` on PATH for pull request 7 of acme/keel, and the calls it received."""
 
-    def run(
-        pages: list[list[dict[str, Any]]], body: str = f"{MARKER}\nthe review\n"
-    ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
-        bin_dir = tmp_path / "bin"
-        bin_dir.mkdir(exist_ok=True)
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        bin_dir = directory / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
         gh = bin_dir / "gh"
-        gh.write_text(FAKE_GH.format(python=sys.executable))
+        gh.write_text(f"#!{sys.executable}\n{FAKE_GH}")
         gh.chmod(0o755)
-        (tmp_path / "pages.json").write_text(json.dumps(pages))
-        (tmp_path / "body.md").write_text(body)
-        env = {
-            **os.environ,
+        self.log = directory / "calls.jsonl"
+        self.env = {
             "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "FAKE_GH_LOG": str(tmp_path / "calls.jsonl"),
-            "FAKE_GH_PAGES": str(tmp_path / "pages.json"),
+            "FAKE_GH_LOG": str(self.log),
+            "FAKE_GH_PAGES": str(directory / "pages.json"),
             "GH_REPO": "acme/keel",
             "PR_NUMBER": "7",
         }
+        self.serve([[]])
+
+    def serve(self, pages: list[list[dict[str, Any]]], fail: str | None = None) -> None:
+        """List ``pages`` of comments; fail the calls that ``fail`` ("METHOD STATUS MESSAGE") names."""
+        (self.directory / "pages.json").write_text(json.dumps(pages))
+        self.env.pop("FAKE_GH_FAIL", None)
+        if fail is not None:
+            self.env["FAKE_GH_FAIL"] = fail
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every call so far, in order."""
+        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+
+
+@pytest.fixture
+def fake_gh(tmp_path: Path) -> FakeGh:
+    """A fake ``gh`` in its own directory."""
+    return FakeGh(tmp_path / "gh")
+
+
+@pytest.fixture
+def upsert(
+    tmp_path: Path, fake_gh: FakeGh
+) -> Callable[..., tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]]:
+    """Run upsert-comment against the fake ``gh``, serving the given pages."""
+
+    def run(
+        pages: list[list[dict[str, Any]]], body: str = f"{MARKER}\nthe review\n", fail: str | None = None
+    ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+        fake_gh.serve(pages, fail)
+        (tmp_path / "body.md").write_text(body)
         result = subprocess.run(
             [SCRIPTS_DIR / "upsert-comment", MARKER, tmp_path / "body.md"],
-            env=env,
+            env={**os.environ, **fake_gh.env},
             capture_output=True,
             text=True,
             timeout=TOOL_TIMEOUT_S,
             check=False,
         )
-        log = tmp_path / "calls.jsonl"
-        calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-        return result, calls
+        return result, fake_gh.calls()
 
     return run
 
@@ -349,6 +383,34 @@ def test_upsert_refuses_a_body_without_its_marker(upsert: Callable[..., Any]) ->
     assert calls == []
 
 
+def test_upsert_warns_instead_of_failing_when_the_token_is_read_only(upsert: Callable[..., Any]) -> None:
+    """Dependabot's pull requests (among others) run with a token that may not comment: GitHub answers 403."""
+    result, calls = upsert([[]], fail=f"POST 403 {READ_ONLY}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("::warning title=No pull-request comment::")
+    assert "pull request #7" in result.stdout
+    assert MARKER in result.stdout
+    assert "job summary" in result.stdout
+    assert f"{READ_ONLY} (HTTP 403)" in result.stderr  # gh's own message stays in the log
+    assert [w[0] for w in writes(calls)] == ["POST"]
+
+
+@pytest.mark.parametrize(
+    "fail",
+    [
+        "PATCH 500 Server Error",
+        "PATCH 403 You have exceeded a secondary rate limit",  # a 403 that is not about the token's rights
+        "GET 404 Not Found",
+    ],
+)
+def test_upsert_fails_on_any_other_error(upsert: Callable[..., Any], fail: str) -> None:
+    result, _ = upsert([[comment(42, f"{MARKER}\nan old review")]], fail=fail)
+    assert result.returncode == 1
+    assert "::warning" not in result.stdout
+    _, status, message = fail.split(" ", 2)
+    assert f"gh: {message} (HTTP {status})" in result.stderr
+
+
 def fence(tmp_path: Path, content: bytes, max_bytes: int) -> str:
     """What the fence script prints for a file holding ``content``."""
     source = tmp_path / "output.txt"
@@ -375,6 +437,322 @@ def test_fence_keeps_the_end_of_long_output_as_valid_utf8(tmp_path: Path) -> Non
     assert body[0] in lines  # whole lines only: the cut one is dropped
     assert body[-2] == lines[-1]
     assert len("\n".join(body).encode()) <= 5_000
+
+
+# --- the workflow's steps, run as the runner runs them -----------------------------------------------------
+
+
+def job_step(job_id: str, name: str) -> dict[str, Any]:
+    """The step of review.yml's job ``job_id`` called ``name``."""
+    (found,) = [s for s in load(REVIEW)["jobs"][job_id]["steps"] if s.get("name") == name]
+    return found
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A runner's checkout as far as the steps use it: the workflow scripts at their path."""
+    root = tmp_path / "workspace"
+    (root / ".github" / "workflows").mkdir(parents=True)
+    (root / ".github" / "workflows" / "scripts").symlink_to(SCRIPTS_DIR)
+    return root
+
+
+def run_step(job_id: str, name: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A step's ``run:`` script as the runner runs a step without ``shell:`` (``bash -e``), with ``env`` standing
+    in for the step's ``env:`` and the runner's variables."""
+    script = cwd.parent / "step.sh"
+    script.write_text(job_step(job_id, name)["run"])
+    return subprocess.run(
+        ["bash", "-e", script],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+        check=False,
+    )
+
+
+def outputs(path: Path) -> dict[str, str]:
+    """The ``name=value`` lines a step wrote to ``$GITHUB_OUTPUT``."""
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+#: keel diff ENV --base SHA --format FORMAT, exiting as FAKE_KEEL_MARKDOWN / FAKE_KEEL_JSON say.
+FAKE_KEEL = """\
+#!/usr/bin/env bash
+format=${*: -1}
+echo "$format" >>"$FAKE_KEEL_LOG"
+echo "the $format review of $2"
+echo "$format: keel's message" >&2
+status=FAKE_KEEL_${format^^}
+exit "${!status}"
+"""
+
+
+@pytest.fixture
+def review(
+    workspace: Path,
+) -> Callable[..., tuple[subprocess.CompletedProcess[str], dict[str, str], list[str]]]:
+    """Run the review job's keel diff step with a fake keel exiting as told: (result, outputs, formats run)."""
+    keel = workspace / ".venv" / "bin" / "keel"
+    keel.parent.mkdir(parents=True)
+    keel.write_text(FAKE_KEEL)
+    keel.chmod(0o755)
+
+    def run(markdown: int, json_: int) -> tuple[subprocess.CompletedProcess[str], dict[str, str], list[str]]:
+        output = workspace.parent / "output.txt"
+        output.write_text("")
+        log = workspace.parent / "keel.log"
+        log.write_text("")
+        env = {
+            "KEEL_ENV": "prod",
+            "BASE_SHA": "0" * 40,
+            "GITHUB_OUTPUT": str(output),
+            "FAKE_KEEL_LOG": str(log),
+            "FAKE_KEEL_MARKDOWN": str(markdown),
+            "FAKE_KEEL_JSON": str(json_),
+        }
+        result = run_step("review", "Review the change offline (keel diff)", workspace, env)
+        return result, outputs(output), log.read_text().split()
+
+    return run
+
+
+def write_review_comment(workspace: Path, status: str) -> str:
+    """The review comment the job writes after keel diff ended with ``status`` ("" when it did not run)."""
+    summary = workspace.parent / "summary.md"
+    env = {"KEEL_ENV": "prod", "STATUS": status, "RUN_URL": "https://example.test/run/1"}
+    result = run_step(
+        "review",
+        "Write the comment and the job summary",
+        workspace,
+        {**env, "GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    assert result.returncode == 0, result.stderr
+    text = (workspace / "comment.md").read_text()
+    assert summary.read_text() == text
+    return text
+
+
+@pytest.mark.parametrize(
+    ("markdown", "json_", "status"),
+    [(0, 0, "0"), (1, 1, "1"), (0, 3, "3"), (1, 2, "2")],
+)
+def test_the_review_step_records_the_status_of_both_runs(
+    review: Callable[..., Any], markdown: int, json_: int, status: str
+) -> None:
+    result, out, formats = review(markdown, json_)
+    assert result.returncode == 0, result.stderr  # the steps after it run, whatever keel did
+    assert out == {"status": status}
+    assert formats == ["markdown", "json"]
+
+
+@pytest.mark.parametrize("markdown", [2, 3])
+def test_a_failed_review_is_not_run_again_as_json(review: Callable[..., Any], markdown: int) -> None:
+    result, out, formats = review(markdown, 0)
+    assert result.returncode == 0, result.stderr
+    assert out == {"status": str(markdown)}
+    assert formats == ["markdown"]
+
+
+def test_a_failed_json_run_replaces_the_comment_with_its_messages(
+    workspace: Path, review: Callable[..., Any]
+) -> None:
+    _, out, _ = review(0, 3)
+    messages = (workspace / "review-prod.stderr.txt").read_text()
+    assert messages == (
+        "markdown: keel's message\n"
+        "keel diff --format json exited 3 (the Markdown run before it exited 0):\n"
+        "json: keel's message\n"
+    )
+    text = write_review_comment(workspace, out["status"])
+    assert text.startswith(f"{MARKER}\n### :x: Keel review of `prod` failed\n")
+    assert "`keel diff` exited 3" in text
+    assert "keel diff --format json exited 3" in text
+    assert "json: keel's message" in text
+
+
+def test_a_successful_review_is_the_comment(workspace: Path, review: Callable[..., Any]) -> None:
+    _, out, _ = review(1, 1)
+    text = write_review_comment(workspace, out["status"])
+    assert text.startswith("the markdown review of prod\n")
+    assert "artifact `keel-review-prod` holds this review as Markdown and JSON" in text
+
+
+def test_a_review_that_did_not_run_still_replaces_the_comment(workspace: Path) -> None:
+    text = write_review_comment(workspace, "")
+    assert text.startswith(f"{MARKER}\n### :x: Keel review of `prod` did not run\n")
+    assert "[Workflow run](https://example.test/run/1)." in text
+
+
+def test_the_comment_steps_run_after_a_failed_step() -> None:
+    """Without ``!cancelled()`` a step is skipped once one before it failed, and the old comment would stand."""
+    for name in (
+        "Write the comment and the job summary",
+        "Upload the review",
+        "Create or update this environment's comment",
+        "No comment on a pull request from a fork",
+    ):
+        assert "!cancelled()" in job_step("review", name).get("if", ""), name
+
+
+# The preview job's settings: (variables and secrets of preview-prod, the problem named or None when valid).
+ROLE = {"AWS_ROLE_ARN": "arn:aws:iam::111111111111:role/keel-preview"}
+SETTINGS = [
+    ({**ROLE, "PULUMI_ACCESS_TOKEN": "pul-x"}, None),
+    ({**ROLE, "BACKEND_URL_VARIABLE": "s3://keel-state"}, None),
+    ({**ROLE, "BACKEND_URL_SECRET": "gs://keel-state"}, None),
+    ({**ROLE, "BACKEND_URL_VARIABLE": "https://api.pulumi.acme.test", "PULUMI_ACCESS_TOKEN": "pul-x"}, None),
+    ({"PULUMI_ACCESS_TOKEN": "pul-x"}, "it lacks the variable AWS_ROLE_ARN"),
+    (ROLE, "it has no way to log in to Pulumi"),
+    ({**ROLE, "BACKEND_URL_VARIABLE": "s3://keel-state", "PULUMI_ACCESS_TOKEN": "pul-x"}, "it has both"),
+    (
+        {**ROLE, "BACKEND_URL_VARIABLE": "s3://a", "BACKEND_URL_SECRET": "s3://b"},
+        "it sets PULUMI_BACKEND_URL both as a variable and as a secret",
+    ),
+    (
+        {**ROLE, "BACKEND_URL_SECRET": "https://api.pulumi.acme.test"},
+        "PULUMI_BACKEND_URL names a Pulumi Cloud (http(s)://), which needs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "problem"), SETTINGS)
+def test_the_preview_needs_exactly_one_way_to_log_in(
+    workspace: Path, settings: dict[str, str], problem: str | None
+) -> None:
+    unset = dict.fromkeys(
+        ("AWS_ROLE_ARN", "PULUMI_ACCESS_TOKEN", "BACKEND_URL_VARIABLE", "BACKEND_URL_SECRET"), ""
+    )
+    result = run_step(
+        "preview", "Check the environment's settings", workspace, {**unset, **settings, "KEEL_ENV": "prod"}
+    )
+    if problem is None:
+        assert result.returncode == 0, result.stdout
+        assert result.stdout == ""
+    else:
+        assert result.returncode == 2
+        prefix = "::error title=pulumi preview is not configured for prod::GitHub environment preview-prod: "
+        assert result.stdout.startswith(prefix + problem), result.stdout
+
+
+def test_the_settings_check_reads_what_the_preview_logs_in_with() -> None:
+    check = job_step("preview", "Check the environment's settings")["env"]
+    preview = next(s for s in load(REVIEW)["jobs"]["preview"]["steps"] if s.get("id") == "preview")["env"]
+    assert (
+        check["PULUMI_ACCESS_TOKEN"] == preview["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    )
+    assert check["BACKEND_URL_VARIABLE"] == "${{ vars.PULUMI_BACKEND_URL }}"
+    assert check["BACKEND_URL_SECRET"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+    # The check rejects both at once, so the preview may take whichever is set.
+    assert preview["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL || secrets.PULUMI_BACKEND_URL }}"
+    assert preview["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+
+
+#: pulumi, recording its arguments and which Pulumi settings it was given; `preview` exits FAKE_PULUMI_STATUS.
+FAKE_PULUMI = """\
+import json, os, sys
+names = ("PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE")
+with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
+    log.write(json.dumps({"args": sys.argv[1:], "env": {n: os.environ[n] for n in names if n in os.environ}}))
+    log.write("\\n")
+if sys.argv[1] == "preview":
+    print("Resources: 3 to create")
+    sys.exit(int(os.environ["FAKE_PULUMI_STATUS"]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("settings", "login", "given"),
+    [
+        ({"PULUMI_ACCESS_TOKEN": "pul-x"}, [], {"PULUMI_ACCESS_TOKEN": "pul-x"}),
+        (
+            {"PULUMI_BACKEND_URL": "s3://keel-state", "PULUMI_CONFIG_PASSPHRASE": "correct horse"},
+            ["s3://keel-state"],
+            {"PULUMI_BACKEND_URL": "s3://keel-state", "PULUMI_CONFIG_PASSPHRASE": "correct horse"},
+        ),
+        # No passphrase (a KMS secrets provider, say): none at all rather than an empty one.
+        (
+            {"PULUMI_BACKEND_URL": "s3://keel-state"},
+            ["s3://keel-state"],
+            {"PULUMI_BACKEND_URL": "s3://keel-state"},
+        ),
+    ],
+    ids=["pulumi-cloud", "self-managed-passphrase", "self-managed"],
+)
+def test_the_preview_logs_in_to_the_configured_backend(
+    workspace: Path, settings: dict[str, str], login: list[str], given: dict[str, str]
+) -> None:
+    bin_dir = workspace.parent / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(f"#!{sys.executable}\n{FAKE_PULUMI}")
+    (bin_dir / "pulumi").chmod(0o755)
+    log, output = workspace.parent / "pulumi.jsonl", workspace.parent / "output.txt"
+    unset = dict.fromkeys(("PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"), "")
+    env = {
+        **unset,
+        **settings,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "KEEL_ENV": "prod",
+        "PULUMI_STACK": "prod",
+        "GITHUB_OUTPUT": str(output),
+        "FAKE_PULUMI_LOG": str(log),
+        "FAKE_PULUMI_STATUS": "255",
+    }
+    result = run_step("preview", 'pulumi preview (README, "Running for real")', workspace, env)
+    assert result.returncode == 0, result.stderr
+    assert outputs(output) == {"status": "255"}
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["args"][0] for c in calls] == ["login", "preview"]
+    assert calls[0]["args"][1:] == login
+    assert all(c["env"] == given for c in calls)
+    assert (workspace / "preview-prod.txt").read_text() == "Resources: 3 to create\n"
+
+
+def test_the_previews_are_downloaded_into_one_directory() -> None:
+    """download-artifact unpacks a single matching artifact into ``path`` but several into a directory each,
+    unless merge-multiple: the comment step below expects previews/preview-ENV.md either way."""
+    download = job_step("preview-comment", "Download the previews")
+    assert download["uses"].startswith("actions/download-artifact@")
+    assert download["with"] == {"pattern": "keel-preview-*", "path": "previews", "merge-multiple": True}
+
+
+def post_previews(
+    workspace: Path, fake_gh: FakeGh, previewed: list[str], files: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """Run the preview comment step with ``files`` downloaded and ``previewed`` as KEEL_PREVIEW_ENVIRONMENTS."""
+    previews = workspace / "previews"
+    previews.mkdir()
+    for name in files:
+        (previews / name).write_text(
+            f"<!-- keel-preview:{name.split('-', 1)[1].split('.')[0]} -->\npreview\n"
+        )
+    env = {**fake_gh.env, "GH_TOKEN": "t", "PREVIEWED": json.dumps(previewed)}
+    return run_step("preview-comment", "Create or update each environment's preview comment", workspace, env)
+
+
+@pytest.mark.parametrize(
+    "previewed", [["dev"], ["dev", "staging"]], ids=["one-environment", "two-environments"]
+)
+def test_each_previewed_environment_gets_its_comment(
+    workspace: Path, fake_gh: FakeGh, previewed: list[str]
+) -> None:
+    files = [f"preview-{e}.{ext}" for e in previewed for ext in ("md", "txt")]
+    result = post_previews(workspace, fake_gh, previewed, files)
+    assert result.returncode == 0, result.stderr
+    posted = [body for _, _, body in writes(fake_gh.calls())]
+    assert posted == [f"<!-- keel-preview:{e} -->\npreview\n" for e in previewed]
+
+
+def test_a_missing_preview_fails_the_comment_step(workspace: Path, fake_gh: FakeGh) -> None:
+    result = post_previews(
+        workspace, fake_gh, ["dev", "staging", "prod"], ["preview-dev.md", "preview-dev.txt"]
+    )
+    assert result.returncode == 1
+    assert "::error title=Preview comments missing::" in result.stdout
+    assert "for staging prod:" in result.stdout
+    assert [body for _, _, body in writes(fake_gh.calls())] == ["<!-- keel-preview:dev -->\npreview\n"]
 
 
 # --- the reviewer's guide --------------------------------------------------------------------------------
