@@ -59,7 +59,7 @@ class OutputFormat(StrEnum):
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(
+    Console(stderr=True, highlight=False, emoji=False).print(
         f"[red]keel:[/red] {escape(message)}", markup=True, soft_wrap=True
     )
     return typer.Exit(code)
@@ -73,6 +73,8 @@ def _plan_or_exit(path: Path, policy_config: Path | None, debug: bool) -> Plan:
         raise _fail(f"invalid configuration\n{error}", EXIT_BAD_INPUT) from None
     except PolicyConfigError as error:
         raise _fail(f"invalid policy configuration\n{error}", EXIT_BAD_INPUT) from None
+    except CostConfigError as error:
+        raise _fail(f"invalid price table\n{error}", EXIT_BAD_INPUT) from None
     except PlanError as error:
         raise _fail(
             f"{path}: the stack program did something the engine would reject: {error}",
@@ -148,7 +150,7 @@ def plan(  # noqa: PLR0917 (typer maps parameters to options)
         if manifests_dir is not None:
             target = manifests_dir / result.environment if len(paths) > 1 else manifests_dir
             written = write_manifests(result.graph, target)
-            Console(stderr=True, highlight=False).print(
+            Console(stderr=True, highlight=False, emoji=False).print(
                 f"wrote {len(written)} manifests to {escape(str(target))}"
             )
         if output_format is OutputFormat.json:
@@ -280,7 +282,7 @@ def cost(
     elif output_format is OutputFormat.markdown:
         sys.stdout.write("\n".join(cost_markdown(report)) + "\n")
     else:
-        render_cost_text(report, Console(highlight=False))
+        render_cost_text(report, Console(highlight=False), by_resource=True)
 
 
 @app.command()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -153,7 +154,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise CostConfigError(f"{path}: (top level) = {data!r}: must be a mapping")
+        raise _fail(str(path), "(top level)", data, "must be a mapping")
     return data
 
 
@@ -261,11 +262,20 @@ def _parse_table(data: Mapping[str, Any], source: str, files: tuple[str, ...]) -
     return PriceTable(currency, hours, regions, files)
 
 
+#: Environment variable naming a price file merged over the shipped table wherever Keel prices a plan: ``keel
+#: plan``, ``keel diff``, ``keel cost`` (unless ``--prices`` is given) and the budget policy under ``pulumi
+#: preview``, so that all of them agree.
+PRICES_ENV = "KEEL_PRICES"
+
+
 def load_prices(overrides: Path | None = None, shipped: Path = PRICES_FILE) -> PriceTable:
-    """The shipped price table with an optional user file merged over it.
+    """The shipped price table with a user file merged over it: ``overrides``, else the file ``KEEL_PRICES``
+    names, else none.
 
     Raises ``CostConfigError`` naming the file, the key path and the value for anything it cannot use.
     """
+    if overrides is None and os.environ.get(PRICES_ENV):
+        overrides = Path(os.environ[PRICES_ENV])
     base = _read_yaml(shipped)
     files = (display_path(shipped),)
     if overrides is None:
@@ -337,9 +347,14 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Unpriced:
+    """Resources of one type the table cannot price, for one reason."""
+
     type: str
     resources: tuple[str, ...]
+    """Their logical names."""
     reason: str
+    urns: tuple[str, ...] = ()
+    """Their URNs, in the same order."""
 
 
 @dataclass(frozen=True)
@@ -528,6 +543,8 @@ class _Pricer:
         gp3 = self.price("ebs_gp3_gb_month", region)
         root = self.root_volume_gib(resource)
         scaling = resource.inputs.get("scalingConfig") or {}
+        if any(_number(scaling.get(bound)) is None for bound in ("minSize", "maxSize")):
+            raise _NoPriceError("its scalingConfig minSize and maxSize must be known numbers to price it")
 
         def at(nodes: float, instance_type: str) -> tuple[float, str]:
             hourly = prices[instance_type].price
@@ -557,8 +574,11 @@ class _Pricer:
     def vpc_endpoint(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
         if resource.inputs.get("vpcEndpointType", "Gateway") != "Interface":
             return self._same(0.0, "gateway endpoint: no charge")
-        p = self.price("interface_endpoint_az_hourly")
-        zones = len(resource.inputs.get("subnetIds") or []) or 1
+        p = self.price("interface_endpoint_az_hourly", self.region_of(resource))
+        subnets = resource.inputs.get("subnetIds")
+        if not isinstance(subnets, list) or not subnets:
+            raise _NoPriceError("an interface endpoint is priced per subnet, and its subnetIds are not known")
+        zones = len(subnets)
         return self._same(p.price * zones * self.hours, f"{zones} AZ x {p.price} /h x {self.hours:g} h")
 
     def bucket(self, resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
@@ -681,7 +701,7 @@ def estimate_graph(
     by_urn = {r.urn: r for r in graph.resources}
     idle: list[LineItem] = []
     peak: list[LineItem] = []
-    unpriced: dict[tuple[str, str], list[str]] = {}
+    unpriced: dict[tuple[str, str], list[PlannedResource]] = {}
     free: dict[str, int] = {}
     for resource in graph.resources:
         if not resource.custom:
@@ -692,13 +712,13 @@ def estimate_graph(
                 free[resource.type] = free.get(resource.type, 0) + 1
             else:
                 unpriced.setdefault((resource.type, "no price rule for this resource type"), []).append(
-                    resource.name
+                    resource
                 )
             continue
         try:
             (idle_amount, idle_basis), (peak_amount, peak_basis) = price_fn(resource)
         except _NoPriceError as missing:
-            unpriced.setdefault((resource.type, str(missing)), []).append(resource.name)
+            unpriced.setdefault((resource.type, str(missing)), []).append(resource)
             continue
         component = component_of(resource, by_urn)
         idle.append(LineItem(resource.urn, resource.name, resource.type, component, idle_amount, idle_basis))
@@ -735,7 +755,8 @@ def estimate_graph(
         peak=_scenario(peak),
         budget=budget,
         unpriced=tuple(
-            Unpriced(type_, tuple(names), reason) for (type_, reason), names in sorted(unpriced.items())
+            Unpriced(type_, tuple(r.name for r in found), reason, tuple(r.urn for r in found))
+            for (type_, reason), found in sorted(unpriced.items())
         ),
         assumptions=tuple(assumptions),
         free=dict(sorted(free.items())),

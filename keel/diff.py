@@ -13,6 +13,7 @@ differ between checkouts and are never compared.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -93,6 +94,27 @@ def _changes(type_: str, base: Mapping[str, Any], head: Mapping[str, Any]) -> li
 
 #: Inputs whose change never touches what a resource holds or does (AWS applies tags in place).
 _METADATA_ONLY = ("tags", "tagsAll")
+
+
+def _knock_on(
+    resource: Mapping[str, Any], replaced: Mapping[str, str], already: set[str]
+) -> list[dict[str, Any]]:
+    """Inputs that take a value from a replaced resource: the replacement gives them a new value (a new id or
+    ARN) that no plan can show, and where such an input forces replacement, this resource is replaced too."""
+    knock_on: list[dict[str, Any]] = []
+    for key, sources in sorted((resource.get("propertyDependencies") or {}).items()):
+        names = sorted({replaced[urn] for urn in sources if urn in replaced})
+        if not names or key in already:
+            continue
+        knock_on.append(
+            {
+                "path": key,
+                "before": (resource.get("inputs") or {}).get(key),
+                "after": f"(known after {', '.join(names)} is replaced)",
+                "replaces": bool(replacement_paths(resource["type"], [key])),
+            }
+        )
+    return knock_on
 
 
 def _risk(
@@ -196,15 +218,20 @@ def _resources(
     head_components, base_components = _components(head), _components(base)
     counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)
     entries: list[dict[str, Any]] = []
+    replaced: dict[str, str] = {}
+    """URN -> name of every resource replaced so far (head order: a resource registers after its inputs)."""
     for resource in head:
         old = before.get(resource["urn"])
         if old is None:
             action, changes = "create", []
         else:
             changes = _changes(resource["type"], old, resource)
+            changes += _knock_on(resource, replaced, {c["path"] for c in changes})
             action = (
                 "unchanged" if not changes else "replace" if any(c["replaces"] for c in changes) else "update"
             )
+            if action == "replace":
+                replaced[resource["urn"]] = resource["name"]
         counts[action] += 1
         if action != "unchanged":
             entries.append(
@@ -259,11 +286,16 @@ def _cost_notes(base: Mapping[str, Any] | None, head: Mapping[str, Any]) -> list
     return notes
 
 
-def _cost(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _cost(
+    base: Mapping[str, Any] | None, head: Mapping[str, Any] | None, *, new_environment: bool = False
+) -> dict[str, Any] | None:
+    """The cost section; a ``new_environment`` costs nothing before the change (its whole cost is the delta)."""
     if head is None:
         return None
     after = _totals(head)
     before = _totals(base) if base is not None else None
+    if before is None and new_environment:
+        before = {"idle": 0.0, "peak": 0.0}
     budget = (head.get("budget") or {}).get("monthly_limit")
     names = {
         *head["idle"]["by_component"],
@@ -274,7 +306,9 @@ def _cost(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> dic
     components = [
         {
             "component": name,
-            "before": _by_component(base, name) if base is not None else None,
+            "before": _by_component(base, name)
+            if base is not None
+            else ({"idle": 0.0, "peak": 0.0} if new_environment else None),
             "after": _by_component(head, name),
         }
         for name in names
@@ -288,6 +322,8 @@ def _cost(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> dic
         "after": after,
         "delta": {k: round(after[k] - before[k], 2) for k in after} if before is not None else None,
         "over_budget": budget is not None and after["peak"] > budget,
+        "complete": not head.get("unpriced"),
+        "unpriced": sum(len(u.get("resources") or []) for u in head.get("unpriced") or []),
         "components": components,
         "notes": _cost_notes(base, head),
     }
@@ -321,17 +357,58 @@ def _sorted_unique(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(unique.values(), key=_order)
 
 
+def _match(
+    was: list[dict[str, Any]], now: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(added, remaining, resolved)``. A finding is the same one when its rule, level and resource are: a
+    message that only states a new figure (a peak in dollars, a GPU count) does not make it new and resolved.
+    Within one rule, level and resource, equal messages pair first, then the most alike."""
+    groups: dict[tuple[Any, ...], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+    for side, findings in enumerate((was, now)):
+        for finding in findings:
+            groups.setdefault((finding["policy"], finding["level"], finding["urn"]), ([], []))[side].append(
+                finding
+            )
+    added: list[dict[str, Any]] = []
+    remaining: list[dict[str, Any]] = []
+    resolved: list[dict[str, Any]] = []
+    for old, new in groups.values():
+        unmatched = list(old)
+        rest: list[dict[str, Any]] = []
+        for finding in new:
+            same = next((f for f in unmatched if f["message"] == finding["message"]), None)
+            if same is None:
+                rest.append(finding)
+            else:
+                unmatched.remove(same)
+                remaining.append(finding)
+        # The rest pair by likeness: "peak $31,000" is the old "peak $27,306", not an unrelated message.
+        while rest and unmatched:
+            finding, old_finding = max(
+                ((f, o) for f in rest for o in unmatched),
+                key=lambda pair: difflib.SequenceMatcher(
+                    None, pair[0]["message"], pair[1]["message"]
+                ).ratio(),
+            )
+            rest.remove(finding)
+            unmatched.remove(old_finding)
+            remaining.append(finding)
+        added += rest
+        resolved += unmatched
+    return sorted(added, key=_order), sorted(remaining, key=_order), sorted(resolved, key=_order)
+
+
 def _policies(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if head is None:
         return None
     now = _sorted_unique([_finding(v) for v in head.get("violations") or []])
     was = _sorted_unique([_finding(v) for v in (base or {}).get("violations") or []])
-    was_keys, now_keys = {_identity(f) for f in was}, {_identity(f) for f in now}
+    added, remaining, resolved = _match(was, now)
     return {
         "config": head.get("config"),
-        "added": [f for f in now if _identity(f) not in was_keys],
-        "remaining": [f for f in now if _identity(f) in was_keys],
-        "resolved": [f for f in was if _identity(f) not in now_keys],
+        "added": added,
+        "remaining": remaining,
+        "resolved": resolved,
         "exemptions": _sorted_unique([_finding(e, "reason") for e in head.get("exemptions") or []]),
         "undecided": _sorted_unique([_finding(u) for u in head.get("undecided") or []]),
         "remediation": dict(
@@ -365,7 +442,11 @@ def compare(
         "head": {"label": head_label, "source": head.get("source")},
         "counts": counts,
         "resources": resources,
-        "cost": _cost(base.get("cost") if base else None, head.get("cost")),
+        "cost": _cost(
+            base.get("cost") if base else None,
+            head.get("cost"),
+            new_environment=base is None and base_label is not None,
+        ),
         "policies": _policies(base.get("policies") if base else None, head.get("policies")),
         "warnings": list(head.get("warnings") or []),
     }

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 
 from keel.config import StackFile, load_environment
-from keel.cost import CostReport, estimate_graph, load_prices
+from keel.cost import CostReport, PriceTable, estimate_graph, load_prices
 from keel.engine import Graph, PlannedResource, run_program
 from keel.paths import PROJECT_ROOT, display_path
 from keel.policy import PolicyReport, PolicySettings, evaluate, load_policy_config, policy_config_file
@@ -67,6 +67,10 @@ class Plan:
                     "protect": r.protect,
                     "retainOnDelete": r.retain_on_delete,
                     "ignoreChanges": list(r.ignore_changes),
+                    # Sorted: the engine records dependencies in the order its futures resolve.
+                    "propertyDependencies": {
+                        k: sorted(set(v)) for k, v in sorted(r.property_dependencies.items())
+                    },
                 }
                 for r in self.graph.resources
             ],
@@ -109,9 +113,14 @@ def environment_file(environment: str, environments_dir: Path = ENVIRONMENTS_DIR
 
 
 def plan_stack_file(
-    stack_file: StackFile, spec: EnvironmentSpec, policy_settings: PolicyConfig | None = None
+    stack_file: StackFile,
+    spec: EnvironmentSpec,
+    policy_settings: PolicyConfig | None = None,
+    prices: PriceTable | None = None,
 ) -> Plan:
-    """Run the real stack program for an already validated stack file (and the policies, if given)."""
+    """Run the real stack program for an already validated stack file (and the policies, if given), and price
+    it with ``prices`` (default: ``load_prices()``, the shipped table with ``KEEL_PRICES`` merged over it)."""
+    prices = prices if prices is not None else load_prices()
     with _collect_engine_warnings() as messages:
         graph = run_program(
             run,
@@ -129,7 +138,7 @@ def plan_stack_file(
         graph,
         region=spec.aws.region,
         budget=spec.budget.monthly_limit_usd,
-        prices=load_prices(),
+        prices=prices,
     )
     return Plan(
         spec=spec,
@@ -153,14 +162,15 @@ def plan_environment(path: Path, *, policy_config: Path | None = None, check_pol
     """Load, validate and plan one stack config file, then run the policy pack over the plan.
 
     The policy config defaults to the environment's file in ``policies/config/`` (or its tier's). Raises
-    ``SpecError`` for bad stack config and ``PolicyConfigError`` for a bad policy config, before planning.
+    ``SpecError`` for bad stack config, ``PolicyConfigError`` for a bad policy config and ``CostConfigError``
+    for a bad price file (``KEEL_PRICES``), all before planning.
     """
     stack_file, spec = load_environment(path)
     loaded = None
     if check_policies:
         config_path = policy_config or policy_config_file(spec.environment, spec.tier)
         loaded = PolicyConfig(config_path, load_policy_config(config_path))
-    return plan_stack_file(stack_file, spec, loaded)
+    return plan_stack_file(stack_file, spec, loaded, load_prices())
 
 
 def secret_free(value: Mapping[str, Any]) -> bool:

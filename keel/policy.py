@@ -102,8 +102,9 @@ def link(resource: PolicyResource, prop_name: str, *targets: PolicyResource) -> 
 
 
 def stack_resources(graph: Graph) -> list[PolicyResource]:
-    """Every custom resource of a plan as the engine passes it to stack policies (outputs as props)."""
-    planned = [r for r in graph if r.custom]
+    """Every resource of a plan as the engine passes it to stack policies (outputs as props): custom resources
+    with their providers, and also components and the stack itself, which have no provider."""
+    planned = list(graph)
     providers = {
         r.urn: PolicyProviderResource(r.type, _props(r.inputs), r.urn, r.name)
         for r in planned

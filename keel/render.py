@@ -230,22 +230,57 @@ def _cost_caveats(report: CostReport) -> list[str]:
     return notes
 
 
-def render_cost_text(report: CostReport, console: Console) -> None:
-    """Monthly cost per component at idle and peak, with the budget and every assumption."""
+def resource_cost_lines(report: CostReport) -> list[tuple[str, str, str, str, str]]:
+    """(resource, component, idle, peak, how it was computed at peak) for every priced resource, largest peak
+    first."""
+    idle = {item.urn: item.monthly for item in report.idle.by_resource}
+    items = sorted(report.peak.by_resource, key=lambda item: (-item.monthly, item.component, item.name))
+    return [
+        (
+            item.name,
+            item.component,
+            money(idle.get(item.urn, 0.0), report.currency),
+            money(item.monthly, report.currency),
+            item.basis,
+        )
+        for item in items
+    ]
+
+
+def render_cost_text(report: CostReport, console: Console, *, by_resource: bool = False) -> None:
+    """Monthly cost per component at idle and peak, with the budget and every assumption (and, with
+    ``by_resource``, every priced resource with how its figure was computed)."""
     table = Table(title="Monthly cost", show_edge=False)
     for column in ("component", "idle", "peak"):
         table.add_column(column, justify="left" if column == "component" else "right")
     for row in cost_lines(report):
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
+    if by_resource:
+        resources = Table(title="By resource (peak basis)", show_edge=False)
+        for column in ("resource", "component", "idle", "peak", "basis"):
+            resources.add_column(
+                column, justify="right" if column in {"idle", "peak"} else "left", overflow="fold"
+            )
+        for row in resource_cost_lines(report):
+            resources.add_row(*(escape(cell) for cell in row))
+        console.print(resources)
     for note in _cost_caveats(report):
         console.print(f"  [dim]{escape(note)}[/dim]")
 
 
 def cost_markdown(report: CostReport) -> list[str]:
-    """The cost section of a PR comment."""
+    """``keel cost --format markdown``: components, then every resource in a collapsed table, then the notes."""
     lines = ["**Monthly cost**", "", "| component | idle | peak |", "|---|---:|---:|"]
     lines += [f"| {c} | {idle} | {peak} |" for c, idle, peak in cost_lines(report)]
+    rows = resource_cost_lines(report)
+    lines += ["", f"<details><summary>By resource ({len(rows)})</summary>", ""]
+    lines += ["| resource | component | idle | peak | how (peak) |", "|---|---|---:|---:|---|"]
+    lines += [
+        f"| `{name}` | {component} | {idle} | {peak} | {basis.replace('|', '/')} |"
+        for name, component, idle, peak, basis in rows
+    ]
+    lines += ["", "</details>"]
     return [*lines, "", *[f"- {note}" for note in _cost_caveats(report)], ""]
 
 

@@ -278,7 +278,11 @@ def known(value: Any) -> Any:
 
 def planned_graph(resources: Sequence[PolicyResource]) -> Graph:
     """The stack's resources as the offline engine's ``Graph`` (with their providers), for shared models such
-    as ``keel.cost`` that read graphs. Unknown values become ``None``; components are not part of it."""
+    as ``keel.cost`` that read graphs. Unknown values become ``None``.
+
+    The engine passes stack policies every resource, components and the stack included; only custom
+    resources have a provider, so a resource without one (other than a provider itself) is a component.
+    """
     planned: dict[str, PlannedResource] = {}
     for resource in resources:
         provider = resource.provider
@@ -293,6 +297,7 @@ def planned_graph(resources: Sequence[PolicyResource]) -> Graph:
             resource.props,
             parent=resource.opts.parent,
             provider=provider.urn if provider is not None else None,
+            custom=provider is not None or resource.resource_type.startswith("pulumi:providers:"),
             protect=resource.opts.protect,
             property_dependencies={
                 key: tuple(d.urn for d in deps) for key, deps in resource.property_dependencies.items()
@@ -309,6 +314,7 @@ def _planned(
     *,
     parent: str | None = None,
     provider: str | None = None,
+    custom: bool = True,
     protect: bool = False,
     property_dependencies: Mapping[str, tuple[str, ...]] | None = None,
 ) -> PlannedResource:
@@ -319,7 +325,7 @@ def _planned(
         name=name,
         parent=parent,
         provider=provider,
-        custom=True,
+        custom=custom,
         inputs=values,
         protect=protect,
         retain_on_delete=False,

@@ -280,10 +280,20 @@ def test_cost_command_prints_idle_peak_budget_and_the_price_date() -> None:
     assert report["idle"]["total"] <= report["peak"]["total"]
     assert report["budget"]["monthly_limit"] == 60000.0
     assert report["prices_as_of"]
-    text = CliRunner().invoke(app, ["cost", "prod"])
+    text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["cost", "prod"])
     assert text.exit_code == 0, text.output
     assert "total per month" in text.stdout
     assert "monthly budget" in text.stdout
+    assert "list prices as of 2026-11-27" in text.stdout
+    # Per resource too, each with how its figure was computed.
+    assert "By resource" in text.stdout
+    assert "gpu-l40s-x4-od-ng" in text.stdout
+    markdown = CliRunner().invoke(app, ["cost", "prod", "--format", "markdown"]).stdout
+    row = next(line for line in markdown.splitlines() if line.startswith("| `gpu-l40s-x4-od-ng` |"))
+    # 2 x g6e.12xlarge on-demand: 2 x 10.49264 x 730 + 2 x 500 GB x 0.08 = 15,399 USD at idle and at peak.
+    assert row.startswith(
+        "| `gpu-l40s-x4-od-ng` | gpu-l40s-x4-od | 15,399 USD | 15,399 USD | 2 x g6e.12xlarge on-demand"
+    )
 
 
 def test_cost_command_rejects_a_bad_price_file(tmp_path: Path) -> None:
@@ -388,3 +398,32 @@ def test_the_models_floor_never_exceeds_the_group_maximum() -> None:
     )
     idle = estimate_graph(graph, region="us-east-1", prices=load_prices()).idle.by_resource
     assert idle[0].basis.startswith("2 x g6.2xlarge spot")
+
+
+def test_keel_prices_names_a_price_file_every_plan_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override = tmp_path / "prices.yaml"
+    override.write_text(
+        "regions:\n  us-east-1:\n    instances:\n      g6.4xlarge: {price: 2.0, unit: hour,"
+        " source: 'https://aws.amazon.com/ec2/pricing/on-demand/', as_of: '2026-12-01'}\n"
+    )
+    monkeypatch.setenv("KEEL_PRICES", str(override))
+    plan = plan_environment(environment_file("dev"), check_policies=False)
+    assert plan.cost is not None
+    peak = {item.name: item for item in plan.cost.peak.by_resource}
+    # dev's l4 spot group peaks at 2 nodes of its priciest type, now 2.0 /h: 2 x 2.0 x 0.4 x 730 + 2 x 200 x 0.08.
+    assert peak["gpu-l4-spot-ng"].monthly == pytest.approx(1168.0 + 32.0)
+    assert str(override) in plan.cost.price_sources
+
+
+def test_a_bad_keel_prices_file_stops_the_plan_before_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "prices.yaml"
+    bad.write_text("regions: [us-east-1]\n")
+    monkeypatch.setenv("KEEL_PRICES", str(bad))
+    result = CliRunner().invoke(app, ["plan", "dev"])
+    assert result.exit_code == 2, result.output
+    assert f"{bad}: regions = ['us-east-1']: must map region names to their prices" in result.output
+    assert "Traceback" not in result.output

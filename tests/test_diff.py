@@ -311,8 +311,113 @@ def test_cost_without_a_base_section_or_a_head_section() -> None:
     assert result["components"] == [
         {"component": "cluster", "before": None, "after": {"idle": 200.0, "peak": 300.0}}
     ]
-    assert review(None, head)["cost"]["before"] is None
+    # An environment new at the base cost nothing before: its whole cost is the change.
+    new = review(None, head)["cost"]
+    assert (new["before"], new["delta"]) == ({"idle": 0.0, "peak": 0.0}, {"idle": 200.0, "peak": 300.0})
+    assert new["components"][0]["before"] == {"idle": 0.0, "peak": 0.0}
+    # A plain plan compares with nothing at all: there is no before.
+    plain = compare(None, head, base_label=None, head_label="working tree")["cost"]
+    assert (plain["before"], plain["delta"]) == (None, None)
     assert review(head, plan())["cost"] is None
+
+
+def test_cost_says_when_the_estimate_is_incomplete() -> None:
+    complete = plan(cost=cost({"cluster": 1.0}, {"cluster": 1.0}))
+    incomplete = plan(
+        cost={
+            **cost({"cluster": 1.0}, {"cluster": 1.0}),
+            "unpriced": [{"type": "aws:x/y:Z", "resources": ["a", "b"], "reason": "no price rule"}],
+        }
+    )
+    assert (
+        review(complete, complete)["cost"]["complete"],
+        review(complete, complete)["cost"]["unpriced"],
+    ) == (
+        True,
+        0,
+    )
+    assert (
+        review(complete, incomplete)["cost"]["complete"],
+        review(complete, incomplete)["cost"]["unpriced"],
+    ) == (
+        False,
+        2,
+    )
+
+
+def test_a_replacement_carries_over_to_resources_that_take_its_id() -> None:
+    vpc = "urn:pulumi:dev::keel::aws:ec2/vpc:Vpc::vpc"
+    subnet = "urn:pulumi:dev::keel::aws:ec2/subnet:Subnet::subnet"
+
+    def network(cidr: str) -> dict[str, Any]:
+        return plan(
+            resource("vpc", "aws:ec2/vpc:Vpc", {"cidrBlock": cidr}),
+            {
+                **resource("subnet", "aws:ec2/subnet:Subnet", {"vpcId": "vpc-1", "cidrBlock": "10.0.0.0/24"}),
+                "propertyDependencies": {"vpcId": [vpc]},
+            },
+            {
+                **resource("nat", "aws:ec2/natGateway:NatGateway", {"subnetId": "subnet-1"}),
+                "propertyDependencies": {"subnetId": [subnet]},
+            },
+            {
+                **resource("route-table", "aws:ec2/routeTable:RouteTable", {"vpcId": "vpc-1", "tags": {}}),
+                "propertyDependencies": {"vpcId": [vpc]},
+            },
+        )
+
+    entries = by_name(review(network("10.0.0.0/16"), network("10.9.0.0/16")))
+    # The mock ids do not change, but the real ones will: the subnet and its NAT gateway are replaced too.
+    assert {name: e["action"] for name, e in entries.items()} == {
+        "vpc": "replace",
+        "subnet": "replace",
+        "nat": "replace",
+        "route-table": "replace",
+    }
+    assert entries["subnet"]["changes"] == [
+        {"path": "vpcId", "before": "vpc-1", "after": "(known after vpc is replaced)", "replaces": True}
+    ]
+    assert entries["nat"]["changes"][0]["after"] == "(known after subnet is replaced)"
+
+
+def test_an_input_from_a_replaced_resource_that_updates_in_place_is_an_update() -> None:
+    key = "urn:pulumi:dev::keel::aws:kms/key:Key::key"
+
+    def stack(spec: str) -> dict[str, Any]:
+        return plan(
+            resource("key", "aws:kms/key:Key", {"customerMasterKeySpec": spec}),
+            {
+                **resource("logs", "aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": "arn:key"}),
+                "propertyDependencies": {"kmsKeyId": [key]},
+            },
+        )
+
+    entries = by_name(review(stack("SYMMETRIC_DEFAULT"), stack("RSA_2048")))
+    assert entries["key"]["action"] == "replace"
+    assert entries["logs"]["action"] == "update"
+    assert entries["logs"]["changes"][0]["replaces"] is False
+
+
+def test_a_finding_whose_figure_changes_is_the_same_finding() -> None:
+    was = plan(
+        policies={"violations": [finding("peak-spend-within-budget", message="peak $27,306 over $20,000")]}
+    )
+    now = plan(
+        policies={"violations": [finding("peak-spend-within-budget", message="peak $31,000 over $20,000")]}
+    )
+    result = review(was, now)["policies"]
+    assert (result["added"], result["resolved"]) == ([], [])
+    assert [f["message"] for f in result["remaining"]] == ["peak $31,000 over $20,000"]
+    two = plan(
+        policies={
+            "violations": [
+                finding("peak-spend-within-budget", message="peak $31,000 over $20,000"),
+                finding("peak-spend-within-budget", message="another"),
+            ]
+        }
+    )
+    result = review(was, two)["policies"]
+    assert ([f["message"] for f in result["added"]], result["resolved"]) == (["another"], [])
 
 
 def finding(

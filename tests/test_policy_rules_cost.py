@@ -161,27 +161,61 @@ def test_share_of_budget_setting_keeps_headroom() -> None:
     ]
 
 
-def test_unpriced_resources_make_the_peak_a_lower_bound() -> None:
-    p5 = node_group("p5", ["p5.48xlarge"], 1.0)
+def test_each_unpriced_resource_is_reported_on_itself_so_it_can_be_exempted() -> None:
+    p5 = node_group("p5", ["x99.unlisted"], 1.0)  # a type no price table lists
     untagged_nat = policy_resource(NAT, {}, name="nat", provider=US_EAST_1)
-    findings = run_stack_rule("peak-spend-within-budget", [p5, untagged_nat, budget("ACTUAL")])
-    assert findings == [
+    resources = [p5, untagged_nat, budget("ACTUAL")]
+    assert run_stack_rule("peak-spend-within-budget", resources) == [
         (
-            f"cannot price 1 {NAT} (usage-priced, and it has no keel:cost-assumed-gb tag: set keel:usage): "
-            "peak spend is only a lower bound",
-            None,
+            f"cannot price nat ({NAT}): usage-priced, and it has no keel:cost-assumed-gb tag: set keel:usage; "
+            "peak spend is a lower bound",
+            untagged_nat.urn,
         ),
         (
-            f"cannot price 1 {NODE_GROUP} (no on-demand price for p5.48xlarge in us-east-1 in the price table): "
-            "peak spend is only a lower bound",
-            None,
+            f"cannot price p5 ({NODE_GROUP}): no on-demand price for x99.unlisted in us-east-1 in the "
+            "price table; peak spend is a lower bound",
+            p5.urn,
         ),
+    ]
+    exempt = {"exemptions": [{"resource": "p5", "reason": "priced by the capacity reservation team"}]}
+    assert [urn for _, urn in run_stack_rule("peak-spend-within-budget", resources, exempt)] == [
+        untagged_nat.urn
     ]
 
 
 def test_values_unknown_at_preview_do_not_block_the_estimate() -> None:
-    pending = node_group("pending", ["g6.2xlarge", "g6.4xlarge"], 10.0, nodeRoleArn=rpc.UNKNOWN)
+    # Under `pulumi preview` ids and ARNs of resources not created yet are unknown; the estimate does not read them.
+    pending = node_group(
+        "pending", ["g6.2xlarge", "g6.4xlarge"], 10.0, nodeRoleArn=rpc.UNKNOWN, subnetIds=[rpc.UNKNOWN]
+    )
     assert run_stack_rule("peak-spend-within-budget", [pending, budget("ACTUAL", limit="9700")]) == []
+
+
+def test_an_unknown_value_the_estimate_needs_is_reported_never_priced_as_zero() -> None:
+    unknown_max = policy_resource(
+        NODE_GROUP,
+        {"instanceTypes": ["g6.2xlarge"], "scalingConfig": {"minSize": 0.0, "maxSize": rpc.UNKNOWN}},
+        name="pending",
+        provider=US_EAST_1,
+    )
+    endpoint = policy_resource(
+        "aws:ec2/vpcEndpoint:VpcEndpoint",
+        {"vpcEndpointType": "Interface", "subnetIds": rpc.UNKNOWN},
+        name="sts",
+        provider=US_EAST_1,
+    )
+    findings = run_stack_rule("peak-spend-within-budget", [unknown_max, endpoint, budget("ACTUAL")])
+    assert [(urn, message.split(": ", 1)[1]) for message, urn in findings] == [
+        (
+            endpoint.urn,
+            "an interface endpoint is priced per subnet, and its subnetIds are not known; peak spend is a lower "
+            "bound",
+        ),
+        (
+            unknown_max.urn,
+            "its scalingConfig minSize and maxSize must be known numbers to price it; peak spend is a lower bound",
+        ),
+    ]
 
 
 def test_without_a_monthly_usd_budget_or_a_region_nothing_can_be_checked() -> None:
@@ -212,3 +246,17 @@ def test_policy_prices_what_the_plan_prices(plans: dict[str, Plan], env: str) ->
     assert seen_by_policy.peak.total == pytest.approx(plan.cost.peak.total)
     assert seen_by_policy.idle.total == pytest.approx(plan.cost.idle.total)
     assert seen_by_policy.unpriced == plan.cost.unpriced == ()
+    assert seen_by_policy.peak.by_component == pytest.approx(plan.cost.peak.by_component)
+
+
+def test_over_budget_names_the_largest_component_when_the_engine_passes_components(
+    plans: dict[str, Plan],
+) -> None:
+    # The engine gives stack policies every resource: components and the stack too, none of them priced.
+    resources = stack_resources(plans["prod"].graph)
+    assert any(r.resource_type.startswith("keel:") for r in resources)
+    budget_urn = next(r.urn for r in resources if r.resource_type == BUDGET)
+    findings = run_stack_rule("peak-spend-within-budget", resources, {"maxShareOfBudget": 0.1})
+    assert [(urn, message.split("; largest: ")[1].split(" $")[0]) for message, urn in findings] == [
+        (budget_urn, "gpu-l40s-x4-od")
+    ]

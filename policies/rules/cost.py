@@ -73,9 +73,9 @@ def _monthly_limit(budget: PolicyResource) -> float | None:
     domain="cost",
     category="cost",
     severity="high",
-    remediation="Run `keel cost ENV` to see what the peak is made of, then lower the GPU pools' maxNodes (or "
-    "models' maxReplicas), raise budget.monthlyLimitUsd, or correct keel:usage; price any unpriced type in "
-    "keel/prices/aws.yaml.",
+    remediation="Run `keel cost ENV` to see what the peak is made of, then lower the GPU pools' maxSize, raise "
+    "keel:budget.monthlyLimitUsd, or correct keel:usage; price an unpriced type in keel/prices/aws.yaml or in "
+    "the file KEEL_PRICES names.",
     settings={
         "maxShareOfBudget": {
             "type": "number",
@@ -101,11 +101,11 @@ def peak_spend_within_budget(
     share = float(config.get("maxShareOfBudget") or 1)
     report = estimate_graph(planned_graph(resources), region=region, budget=limit)
     for unpriced in report.unpriced:
-        yield (
-            f"cannot price {len(unpriced.resources)} {unpriced.type} ({unpriced.reason}): peak spend is "
-            "only a lower bound",
-            None,
-        )
+        for name, urn in zip(unpriced.resources, unpriced.urns, strict=True):
+            yield (
+                f"cannot price {name} ({unpriced.type}): {unpriced.reason}; peak spend is a lower bound",
+                urn,
+            )
     allowed = limit * share
     if report.peak.total > allowed:
         component, amount = next(iter(report.peak.by_component.items()))
