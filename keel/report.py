@@ -19,6 +19,9 @@ Markers (GitHub emoji shortcodes; the comment uses only these, each for one thin
 - ``:moneybag:`` the estimated monthly cost at peak is over the environment's budget.
 - ``:scissors:`` the comment was shortened to fit GitHub's limit; the notice says what was left out.
 
+An estimate with unpriced resources (``cost.complete`` false) gets a headline line without a marker, says so
+in the cost section, and shows its totals, changes and shares of the budget as lower bounds (``≥``).
+
 Shortening: a comment longer than ``limit`` characters loses, in this order, until it fits:
 
 1. the per-resource detail of whole components, the largest (in characters) first, since that keeps the
@@ -33,8 +36,9 @@ A cut list ends with a count of what was cut. The headline (whose counts and mar
 cost summary and the notice are always kept.
 
 Every string that comes from configuration or code (names, messages, values) is escaped for Markdown and HTML,
-so it cannot break the comment's layout. Property values are shown as compact JSON, shortened with an
-ellipsis past ``VALUE_WIDTH`` characters; ``[secret]`` values stay masked.
+so it cannot break the comment's layout; only the code spans in its prose (balanced backticks on one line, as
+in `` `keel cost ENV` ``) stay code spans, whose content Markdown shows literally. Property values are shown as
+compact JSON, shortened with an ellipsis past ``VALUE_WIDTH`` characters; ``[secret]`` values stay masked.
 """
 
 from __future__ import annotations
@@ -92,6 +96,8 @@ _ENVIRONMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 _WHITESPACE = re.compile(r"\s+")
 _BACKTICKS = re.compile(r"`+")
+# A code span as CommonMark reads one: a whole run of backticks, up to the next run of the same length.
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
 
 
 # ------------------------------------------------------------------------------------------ shared helpers
@@ -170,9 +176,21 @@ def _one_line(text: Any) -> str:
     return _WHITESPACE.sub(" ", str(text))
 
 
-def _md(text: Any) -> str:
-    """Prose from configuration or code, made literal for Markdown (tables included) and HTML."""
+def _literal(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", _one_line(text))
+
+
+def _md(text: Any, *, cell: bool = False) -> str:
+    """Prose from configuration or code, made literal for Markdown (tables included) and HTML, except that its
+    code spans on one line stay code spans; ``cell`` when it sits in a table (GFM splits cells on ``|`` even
+    inside a code span). Backticks without a partner are made literal like the rest."""
+    source, pieces, done = str(text), [], 0
+    for span in _CODE_SPAN.finditer(source):
+        if len(span[0].splitlines()) > 1:  # a line break would end the list item or table row it sits in
+            continue
+        pieces += [_literal(source[done : span.start()]), span[0].replace("|", "\\|") if cell else span[0]]
+        done = span.end()
+    return "".join([*pieces, _literal(source[done:])])
 
 
 def _code(text: Any, *, cell: bool = False) -> str:
@@ -252,8 +270,35 @@ def _cost_basis(cost: Mapping[str, Any]) -> str:
     )
 
 
-def _share(value: float, budget: float | None) -> str:
-    return f"{value / budget:.1%}" if budget else "n/a"
+def _unpriced(cost: Mapping[str, Any]) -> str | None:
+    """``3 resources are unpriced`` when the head's estimate is incomplete (its totals are lower bounds)."""
+    if cost.get("complete", True):
+        return None
+    count = int(cost.get("unpriced") or 0)
+    if not count:
+        return "some resources are unpriced"
+    return f"{_plural(count, 'resource')} {'is' if count == 1 else 'are'} unpriced"
+
+
+def _lower_bounds(cost: Mapping[str, Any]) -> str:
+    """The sentence the cost section gives an incomplete estimate (its figures carry a ``≥``)."""
+    unpriced = _unpriced(cost) or ""
+    return f"{unpriced[:1].upper()}{unpriced[1:]}: the totals are lower bounds (≥)"
+
+
+def _scenario_cells(cost: Mapping[str, Any], scenario: str) -> tuple[str, str, str, str, str]:
+    """Before, after, change, budget and share of the budget at idle or peak. The head's figures are lower
+    bounds (``≥``) when its estimate is incomplete."""
+    currency, budget = _currency(cost), cost.get("budget")
+    before, after, delta = cost.get("before"), cost["after"], cost.get("delta")
+    bound = "≥ " if _unpriced(cost) else ""
+    return (
+        _money_or_na(before, scenario, currency),
+        bound + money(after[scenario], currency),
+        bound + signed_money(delta[scenario], currency) if delta is not None else "n/a",
+        money(budget, currency) if budget is not None else "none",
+        f"{bound}{after[scenario] / budget:.1%}" if budget else "n/a",
+    )
 
 
 # ------------------------------------------------------------------------------------------------ Markdown
@@ -318,8 +363,10 @@ def _headline(review: Mapping[str, Any], environment: str) -> list[str]:
     sources = [
         _code(_clip(str(side["source"]), LABEL_WIDTH))
         for side in (review.get("base"), review["head"])
-        if side
+        if side and side.get("source") is not None
     ]
+    # A base without a stack file is an environment this change creates.
+    new = " (new)" if review.get("base") and review["base"].get("source") is None else ""
     unchanged = f" ({counts.get('unchanged', 0):,} unchanged)" if counts.get("unchanged") else ""
     lines = [
         f"<!-- keel-review:{environment} -->",
@@ -327,15 +374,17 @@ def _headline(review: Mapping[str, Any], environment: str) -> list[str]:
         "",
         f"**{counts_phrase(counts)}**{unchanged}: {against}.",
         "",
-        f"Stack file {' → '.join(dict.fromkeys(sources))}.",
-        "",
+        *([f"Stack file {' → '.join(dict.fromkeys(sources))}{new}.", ""] if sources else []),
     ]
-    summary = [f"- {marker} **{_md(headline)}**{_md(rest)}" for marker, _, headline, rest in _summary(review)]
+    summary = [
+        f"- {marker}{' ' if marker else ''}**{_md(headline)}**{_md(rest)}"
+        for marker, _, headline, rest in _summary(review)
+    ]
     return lines + ([*summary, ""] if summary else [])
 
 
 def _summary(review: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(marker, terminal colour, headline, rest) for each thing a reviewer must not miss."""
+    """(marker or "", terminal colour, headline, rest) for each thing a reviewer must not miss."""
     found: list[tuple[str, str, str, str]] = []
     risky = _risky(review)
     if risky:
@@ -370,6 +419,7 @@ def _summary(review: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
                 (RESOLVED, "green", _plural(len(policies["resolved"]), "violation") + " resolved", "")
             )
     cost = review.get("cost")
+    unpriced = _unpriced(cost) if cost else None
     if cost and cost.get("over_budget"):
         currency = _currency(cost)
         found.append(
@@ -377,9 +427,14 @@ def _summary(review: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
                 OVER_BUDGET,
                 "red",
                 "over budget at peak",
-                f": {money(cost['after']['peak'], currency)} a month against a budget of "
-                f"{money(cost['budget'], currency)}",
+                f": {'at least ' if unpriced else ''}{money(cost['after']['peak'], currency)} a month against "
+                f"a budget of {money(cost['budget'], currency)}",
             )
+        )
+    if unpriced:
+        # No marker: the set stays small, and a lower bound is a caveat on the cost, not a finding.
+        found.append(
+            ("", "yellow", "cost estimate incomplete", f": {unpriced}, so the totals are lower bounds")
         )
     return found
 
@@ -402,7 +457,7 @@ def _violation_row(is_new: bool, finding: Mapping[str, Any], remediation: Mappin
     fix = remediation.get(finding["policy"], "")
     return (
         f"| {status} | {_code(finding['policy'], cell=True)} | {_code(short_urn(finding['urn']), cell=True)} "
-        f"| {_md(finding['message'])} | {_md(fix)} |"
+        f"| {_md(finding['message'], cell=True)} | {_md(fix, cell=True)} |"
     )
 
 
@@ -431,8 +486,6 @@ def _cost_parts(cost: Mapping[str, Any] | None) -> tuple[list[str], list[str], l
     if cost is None:
         return ["#### Monthly cost", "", "The plan has no cost estimate.", ""], [], []
     currency = _currency(cost)
-    budget = cost.get("budget")
-    before, after, delta = cost.get("before"), cost["after"], cost.get("delta")
     lines = [
         "#### Monthly cost",
         "",
@@ -440,14 +493,13 @@ def _cost_parts(cost: Mapping[str, Any] | None) -> tuple[list[str], list[str], l
         "|---|---:|---:|---:|---:|---:|",
     ]
     for scenario in ("idle", "peak"):
+        before, after, change, budget, share = _scenario_cells(cost, scenario)
         over = f"{OVER_BUDGET} " if scenario == "peak" and cost.get("over_budget") else ""
-        lines.append(
-            f"| {scenario} | {_money_or_na(before, scenario, currency)} | {money(after[scenario], currency)} "
-            f"| {signed_money(delta[scenario], currency) if delta is not None else 'n/a'} "
-            f"| {money(budget, currency) if budget is not None else 'none'} "
-            f"| {over}{_share(after[scenario], budget)} |"
-        )
-    lines += ["", _md(_cost_basis(cost)), ""]
+        lines.append(f"| {scenario} | {before} | {after} | {change} | {budget} | {over}{share} |")
+    lines.append("")
+    if _unpriced(cost):
+        lines += [f"**{_lower_bounds(cost)}.** The cost notes say which.", ""]
+    lines += [_md(_cost_basis(cost)), ""]
     rows = [
         f"| {_code(entry['component'], cell=True)} | {_money_or_na(entry.get('before'), 'idle', currency)} "
         f"| {_money_or_na(entry.get('after'), 'idle', currency)} "
@@ -706,24 +758,18 @@ def _render_cost_review(cost: Mapping[str, Any] | None, console: Console) -> Non
     if cost is None:
         console.print("[bold]Monthly cost[/bold]: the plan has no cost estimate")
         return
-    currency, budget = _currency(cost), cost.get("budget")
-    before, after, delta = cost.get("before"), cost["after"], cost.get("delta")
+    currency = _currency(cost)
     table = Table(title="Monthly cost", show_edge=False)
     for column in ("", "before", "after", "change", "budget", "share of budget"):
         table.add_column(column, justify="right" if column else "left")
     for scenario in ("idle", "peak"):
+        *figures, share = _scenario_cells(cost, scenario)
         over = scenario == "peak" and cost.get("over_budget")
-        table.add_row(
-            scenario,
-            _money_or_na(before, scenario, currency),
-            money(after[scenario], currency),
-            signed_money(delta[scenario], currency) if delta is not None else "n/a",
-            money(budget, currency) if budget is not None else "none",
-            f"[red]OVER BUDGET {_share(after[scenario], budget)}[/red]"
-            if over
-            else _share(after[scenario], budget),
-        )
+        # Escaped: the amounts carry the currency, which comes from the price table.
+        table.add_row(scenario, *map(escape, figures), f"[red]OVER BUDGET {share}[/red]" if over else share)
     console.print(table)
+    if _unpriced(cost):
+        console.print(f"  [yellow]{escape(_lower_bounds(cost))}[/yellow]")
     components = Table(title="Cost per component", show_edge=False)
     for column in ("component", "idle before", "idle after", "peak before", "peak after", "peak change"):
         components.add_column(column, justify="left" if column == "component" else "right")

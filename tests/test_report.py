@@ -154,6 +154,8 @@ def prod_review() -> dict[str, Any]:
             "after": {"idle": 27500.26, "peak": 61250.02},
             "delta": {"idle": 9774.4, "peak": 35054.2},
             "over_budget": True,
+            "complete": False,  # the capacity reservation below has no price
+            "unpriced": 1,
             "components": [
                 {"component": "gpu-h100-od", "before": None, "after": {"idle": 9774.4, "peak": 34219.2}},
                 {
@@ -255,6 +257,8 @@ def plan_review() -> dict[str, Any]:
             "after": {"idle": 85.2, "peak": 85.2},
             "delta": None,
             "over_budget": False,
+            "complete": True,
+            "unpriced": 0,
             "components": [
                 {"component": "network", "before": None, "after": {"idle": 79.2, "peak": 79.2}},
                 {"component": "keys", "before": None, "after": {"idle": 6.0, "peak": 6.0}},
@@ -441,13 +445,72 @@ def test_secrets_stay_masked_and_long_values_are_shortened() -> None:
 
 
 def test_cost_table_has_before_after_change_budget_and_share() -> None:
-    rows = _table_rows(render_review_markdown(prod_review()))
+    review = prod_review()
+    review["cost"].update(complete=True, unpriced=0)
+    rows = _table_rows(render_review_markdown(review))
     assert ["idle", "17,726 USD", "27,500 USD", "+9,774 USD", "60,000 USD", "45.8%"] in rows
     assert ["peak", "26,196 USD", "61,250 USD", "+35,054 USD", "60,000 USD", ":moneybag: 102.1%"] in rows
     assert ["gpu-h100-od", "n/a", "9,774 USD", "n/a", "34,219 USD", "+34,219 USD"] in rows
     assert ["models", "69 USD", "n/a", "69 USD", "n/a", "-69 USD"] in rows
     plan_rows = _table_rows(render_review_markdown(plan_review()))
     assert ["peak", "n/a", "85 USD", "n/a", "5,000 USD", "1.7%"] in plan_rows
+
+
+def _cost_section(text: str) -> str:
+    return text.split("#### Monthly cost", 1)[1].split("<details>", 1)[0]
+
+
+def test_an_incomplete_estimate_shows_lower_bounds() -> None:
+    review = prod_review()
+    review["cost"]["unpriced"] = 3
+    text = render_review_markdown(review)
+    rows = _table_rows(text)
+    assert ["idle", "17,726 USD", "≥ 27,500 USD", "≥ +9,774 USD", "60,000 USD", "≥ 45.8%"] in rows
+    assert [
+        "peak",
+        "26,196 USD",
+        "≥ 61,250 USD",
+        "≥ +35,054 USD",
+        "60,000 USD",
+        ":moneybag: ≥ 102.1%",
+    ] in rows
+    # Said in the cost section itself, not only in the collapsed notes, and in the headline.
+    assert "**3 resources are unpriced: the totals are lower bounds (≥).**" in _cost_section(text)
+    headline = text.split("> Offline review", 1)[0]
+    assert (
+        "- **cost estimate incomplete**: 3 resources are unpriced, so the totals are lower bounds" in headline
+    )
+    assert "over budget at peak**: at least 61,250 USD a month" in headline
+    review["cost"]["unpriced"] = 1
+    assert "**1 resource is unpriced: the totals are lower bounds (≥).**" in render_review_markdown(review)
+
+
+def test_a_complete_estimate_has_no_lower_bounds() -> None:
+    review = prod_review()
+    del review["cost"]["complete"], review["cost"]["unpriced"]  # a review without them is complete
+    texts = [render_review_markdown(review), render_review_markdown(plan_review())]
+    for text in texts:
+        assert "≥" not in text
+        assert "lower bound" not in text
+        assert "incomplete" not in text
+    assert "over budget at peak**: 61,250 USD a month" in texts[0]
+
+
+def test_a_new_environment_names_its_stack_file_once() -> None:
+    review = prod_review()
+    review["base"] = {"label": "HEAD~1 (3f2a9c1): no prod environment yet", "source": None}
+    review["cost"].update(before={"idle": 0, "peak": 0}, delta=review["cost"]["after"])
+    text = render_review_markdown(review)
+    assert "None" not in text
+    assert "Stack file `environments/Pulumi.prod.yaml` (new).\n" in text
+    assert "`HEAD~1 (3f2a9c1): no prod environment yet` → `working tree`" in text
+    assert ["idle", "0 USD", "≥ 27,500 USD", "≥ +27,500 USD", "60,000 USD", "≥ 45.8%"] in _table_rows(text)
+    assert "None" not in _terminal(review)
+    # An existing environment's stack file is not new, even when it moved.
+    review = prod_review()
+    review["base"]["source"] = "environments/old/Pulumi.prod.yaml"
+    text = render_review_markdown(review)
+    assert "Stack file `environments/old/Pulumi.prod.yaml` → `environments/Pulumi.prod.yaml`.\n" in text
 
 
 def test_no_policies_and_no_cost_are_said_plainly() -> None:
@@ -482,15 +545,67 @@ def test_configured_text_cannot_break_the_comment() -> None:
         "new",
         "rule|with`pipe",
         "gpu-h100-od-ng",
-        "a | b \\| c <script>alert(1)</script> `tick` *bold* [link](http://x) &amp; next line",
+        # `tick` is a code span, which Markdown shows literally (the cell's text is its content).
+        "a | b \\| c <script>alert(1)</script> tick *bold* [link](http://x) &amp; next line",
         "fix | it </details>",
     ]
+    assert ("code_inline", "tick") in [(t.type, t.content) for t in tokens]
     # The only raw HTML is the comment's own: its marker and the collapsible sections.
     allowed = re.compile(
         r"^(<!-- keel-review:prod -->|<details><summary>[^<>]*(<code>[^<>]*</code>[^<>]*)?</summary>|</details>)$"
     )
     for chunk in raw_html:
         assert all(allowed.match(line) for line in chunk.strip().splitlines()), chunk
+
+
+def _inline(text: str, needle: str) -> list[tuple[str, str]]:
+    """(type, content) of the inline tokens of the first paragraph or cell holding ``needle``."""
+    block = next(t for t in _tokens(text) if t.type == "inline" and needle in t.content)
+    return [(child.type, child.content) for child in block.children or []]
+
+
+def test_code_spans_in_configured_text_stay_code_spans() -> None:
+    review = prod_review()
+    review["policies"]["remediation"]["gpu-instance-allowlist"] = (
+        "Run `keel cost ENV` to see the peak; `a | b` in `<script>` and ``x ` y``, never <b>bold</b>."
+    )
+    text = render_review_markdown(review)
+    assert "\\`" not in text  # no visible backslash before a backtick anywhere
+    fix = _inline(text, "keel cost ENV")
+    assert ("code_inline", "keel cost ENV") in fix
+    assert ("code_inline", "a | b") in fix  # escaped for the table, shown as written
+    assert ("code_inline", "<script>") in fix
+    assert ("code_inline", "x ` y") in fix
+    assert not [t for t in _tokens(text) if t.type == "html_inline"]
+    row = next(r for r in _table_rows(text) if r and r[0] == "new")
+    assert len(row) == 5  # the pipe did not add a cell
+    assert row[4] == "Run keel cost ENV to see the peak; a | b in <script> and x ` y, never <b>bold</b>."
+    warning = _inline(text.split("#### Warnings", 1)[1], "model-hub-token")
+    assert ("code_inline", "pulumi config set --secret keel:modelHubToken") in warning
+
+
+@pytest.mark.parametrize(
+    ("message", "shown", "spans"),
+    [
+        ("unbalanced `keel cost | ENV", "unbalanced `keel cost | ENV", []),
+        ("three `one` `two", "three one `two", ["one"]),
+        ("``double` only", "``double` only", []),
+        ("a span `across\nlines` | then `code`", "a span `across lines` | then code", ["code"]),
+    ],
+)
+def test_unbalanced_backticks_stay_literal(message: str, shown: str, spans: list[str]) -> None:
+    review = prod_review()
+    review["policies"]["added"][0]["message"] = message
+    review["policies"]["remediation"]["gpu-instance-allowlist"] = message
+    review["warnings"] = [message]
+    text = render_review_markdown(review)
+    row = next(r for r in _table_rows(text) if r and r[0] == "new")
+    assert row[3:] == [shown, shown]
+    (item,) = [t for t in _tokens(text.split("#### Warnings", 1)[1]) if t.type == "inline"]
+    assert "".join(child.content for child in item.children or []) == shown
+    # No code span swallowed a pipe, and the only spans are the message's balanced ones.
+    assert not any(t.type == "code_inline" and "|" in t.content for t in _tokens(text))
+    assert [child.content for child in item.children or [] if child.type == "code_inline"] == spans
 
 
 # ---------------------------------------------------------------------------------------------- length
@@ -505,7 +620,7 @@ def test_huge_review_fits_the_limit_and_keeps_the_summary(limit: int) -> None:
     assert "**1,667 to create, 1,667 to change, 1,666 to replace**" in text
     assert f"{MANDATORY} **1,000 mandatory violations** (1,000 new)" in text
     assert f"{RISK} **100 changes to stateful or protected resources need attention**" in text
-    assert "| peak | 26,196 USD | 61,250 USD | +35,054 USD | 60,000 USD | :moneybag: 102.1% |" in text
+    assert "| peak | 26,196 USD | ≥ 61,250 USD | ≥ +35,054 USD | 60,000 USD | :moneybag: ≥ 102.1% |" in text
     assert f"{SHORTENED} **Shortened to fit a GitHub comment ({limit:,} characters).**" in text
     assert "`keel diff prod --base <ref>`" in text
     mandatory = text.split(f"{MANDATORY} **Mandatory violations: 1,000**", 1)[1].split(ADVISORY, 1)[0]
@@ -592,13 +707,33 @@ def test_terminal_view_has_the_key_facts() -> None:
         "exempted k8s-no-privileged",
         "reason: DCGM needs the GPU device files",
         "undecided kms-no-wildcard-principal",
-        "OVER BUDGET 102.1%",
+        "OVER BUDGET ≥ 102.1%",
         "+35,054 USD",
         "secretString: (not set) → [secret]",
         "delete llama-legacy-pdb",
         "warning: secret 'model-hub-token' has no value",
     ):
         assert fact in text, fact
+
+
+def test_terminal_view_shows_lower_bounds_and_configured_text_as_written() -> None:
+    review = prod_review()
+    review["policies"]["remediation"]["gpu-instance-allowlist"] = "Run `keel cost ENV` | see [bold]x[/bold]"
+    text = _words(_terminal(review))
+    for fact in (
+        "cost estimate incomplete: 1 resource is unpriced, so the totals are lower bounds",
+        "over budget at peak: at least 61,250 USD a month",
+        "│ ≥ 27,500 USD │ ≥ +9,774 USD │ 60,000 USD │ ≥ 45.8%",
+        "OVER BUDGET ≥ 102.1%",
+        "1 resource is unpriced: the totals are lower bounds (≥)",
+        "fix: Run `keel cost ENV` | see [bold]x[/bold]",  # no Markdown escapes, no Rich markup
+        "Set it with `pulumi config set --secret keel:modelHubToken` or in Secrets Manager.",
+    ):
+        assert fact in text, fact
+    review["cost"].update(complete=True, unpriced=0)
+    text = _terminal(review)
+    assert "≥" not in text
+    assert "lower bound" not in text
 
 
 def test_terminal_view_groups_changes_by_component_in_a_tree() -> None:
