@@ -32,7 +32,7 @@ import yaml
 from components.aws.node_group import GPU_POOL_LABEL
 from components.base import ASSUMED_GB_TAG
 from keel.engine import Graph, PlannedResource
-from keel.paths import display_path
+from keel.paths import PROJECT_ROOT, display_path
 from stacks.catalogue import gpu_instance
 
 if TYPE_CHECKING:
@@ -262,9 +262,9 @@ def _parse_table(data: Mapping[str, Any], source: str, files: tuple[str, ...]) -
     return PriceTable(currency, hours, regions, files)
 
 
-#: Environment variable naming a price file merged over the shipped table wherever Keel prices a plan: ``keel
-#: plan``, ``keel diff``, ``keel cost`` (unless ``--prices`` is given) and the budget policy under ``pulumi
-#: preview``, so that all of them agree.
+#: Environment variable naming a price file (absolute, or relative to the project root) merged over the shipped
+#: table wherever Keel prices a plan: ``keel plan``, ``keel diff``, ``keel cost`` (unless ``--prices`` is given)
+#: and the budget policy under ``pulumi preview``, so that all of them agree.
 PRICES_ENV = "KEEL_PRICES"
 
 
@@ -275,7 +275,8 @@ def load_prices(overrides: Path | None = None, shipped: Path = PRICES_FILE) -> P
     Raises ``CostConfigError`` naming the file, the key path and the value for anything it cannot use.
     """
     if overrides is None and os.environ.get(PRICES_ENV):
-        overrides = Path(os.environ[PRICES_ENV])
+        # Relative to the project, not the working directory: the policy pack runs from policies/.
+        overrides = PROJECT_ROOT / os.environ[PRICES_ENV]
     base = _read_yaml(shipped)
     files = (display_path(shipped),)
     if overrides is None:

@@ -4,6 +4,10 @@ The base side of ``keel diff ENV --base REF``. The revision's own code plans it 
 ``components`` and ``policies``), not the code that is running: the plan process starts in the worktree with
 the worktree first on ``PYTHONPATH``, ahead of the editable install. The worktree is always removed, also when
 planning fails or is interrupted.
+
+The revision's code runs with this checkout's installed dependencies (``uv.lock`` as it is now): a change that
+bumps a provider SDK is reviewed with the new SDK on both sides, so what the bump itself changes shows only in
+``pulumi preview``.
 """
 
 from __future__ import annotations
