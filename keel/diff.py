@@ -13,8 +13,8 @@ differ between checkouts and are never compared.
 
 from __future__ import annotations
 
-import difflib
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 OPTIONS = {"protect": "(protect)", "retainOnDelete": "(retainOnDelete)", "ignoreChanges": "(ignoreChanges)"}
 ACTIONS = ("create", "update", "replace", "delete", "unchanged")
 _LEVEL_ORDER = {"mandatory": 0, "advisory": 1}
+_FIGURES = re.compile(r"\d[\d,.]*")
 
 
 # ------------------------------------------------------------------------------------------- resources
@@ -96,24 +97,57 @@ def _changes(type_: str, base: Mapping[str, Any], head: Mapping[str, Any]) -> li
 _METADATA_ONLY = ("tags", "tagsAll")
 
 
+def _holding(value: Any, path: str, needles: frozenset[str]) -> list[tuple[str, Any]]:
+    """``(path, value)`` of every string inside ``value`` that contains one of ``needles`` (ids, ARNs)."""
+    if isinstance(value, Mapping):
+        return [
+            found
+            for key in sorted(value, key=str)
+            for found in _holding(value[key], _join(path, key), needles)
+        ]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _holding(item, f"{path}[{i}]", needles)]
+    if isinstance(value, str) and any(needle in value for needle in needles):
+        return [(path, value)]
+    return []
+
+
+def _overlap(path: str, other: str) -> bool:
+    """Whether one path lies in the other (``resources[0]`` in ``resources``): one change already covers it."""
+    shorter, longer = sorted((path, other), key=len)
+    return longer == shorter or (longer.startswith(shorter) and longer[len(shorter)] in ".[")
+
+
 def _knock_on(
-    resource: Mapping[str, Any], replaced: Mapping[str, str], already: set[str]
+    resource: Mapping[str, Any], replaced: Mapping[str, Mapping[str, Any]], already: set[str]
 ) -> list[dict[str, Any]]:
-    """Inputs that take a value from a replaced resource: the replacement gives them a new value (a new id or
-    ARN) that no plan can show, and where such an input forces replacement, this resource is replaced too."""
+    """Inputs that take a value from a replaced resource: the replacement gives it a new id and ARN, so every
+    place this resource holds them changes to a value no plan can show (``after`` unknown, ``known_after``
+    naming the replaced resources). Where such a place forces replacement (``launchTemplate.id``, ``vpcId``),
+    this resource is replaced too; an ARN in an annotation under ``metadata`` does not replace it."""
     knock_on: list[dict[str, Any]] = []
+    inputs = resource.get("inputs") or {}
     for key, sources in sorted((resource.get("propertyDependencies") or {}).items()):
-        names = sorted({replaced[urn] for urn in sources if urn in replaced})
-        if not names or key in already:
+        hit = [replaced[urn] for urn in sources if urn in replaced]
+        if not hit:
             continue
-        knock_on.append(
-            {
-                "path": key,
-                "before": (resource.get("inputs") or {}).get(key),
-                "after": f"(known after {', '.join(names)} is replaced)",
-                "replaces": bool(replacement_paths(resource["type"], [key])),
-            }
+        needles = frozenset(
+            ref for r in hit for ref in (r.get("id"), r.get("arn")) if isinstance(ref, str) and ref
         )
+        # Where the references sit; the whole input if they cannot be found (a value derived from them).
+        places = _holding(inputs.get(key), key, needles) or [(key, inputs.get(key))]
+        names = sorted({r["name"] for r in hit})
+        knock_on += [
+            {
+                "path": path,
+                "before": before,
+                "after": None,
+                "known_after": names,
+                "replaces": bool(replacement_paths(resource["type"], [path], whole_blocks=False)),
+            }
+            for path, before in places
+            if not any(_overlap(path, changed) for changed in already)
+        ]
     return knock_on
 
 
@@ -218,27 +252,44 @@ def _resources(
     head_components, base_components = _components(head), _components(base)
     counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)
     entries: list[dict[str, Any]] = []
-    replaced: dict[str, str] = {}
-    """URN -> name of every resource replaced so far (head order: a resource registers after its inputs)."""
+    changes = {r["urn"]: _changes(r["type"], before[r["urn"]], r) for r in head if r["urn"] in before}
+    # A replacement gives the replaced resource new ids, and every input taken from it changes too, which may
+    # replace that resource in turn: repeat until nothing more is replaced (plans list resources by URN, not
+    # in dependency order).
+    replaced: dict[str, Mapping[str, Any]] = {}
+    while True:
+        newly = {
+            r["urn"]: r
+            for r in head
+            if r["urn"] in changes
+            and r["urn"] not in replaced
+            and any(c["replaces"] for c in changes[r["urn"]])
+        }
+        if not newly:
+            break
+        replaced |= newly
+        for resource in head:
+            found = changes.get(resource["urn"])
+            if found is not None:
+                # Recomputed from the whole set each round, so a resource fed by several names them all.
+                direct = [c for c in found if "known_after" not in c]
+                found[:] = direct + _knock_on(resource, replaced, {c["path"] for c in direct})
     for resource in head:
         old = before.get(resource["urn"])
+        found = changes.get(resource["urn"], [])
         if old is None:
-            action, changes = "create", []
+            action = "create"
         else:
-            changes = _changes(resource["type"], old, resource)
-            changes += _knock_on(resource, replaced, {c["path"] for c in changes})
             action = (
-                "unchanged" if not changes else "replace" if any(c["replaces"] for c in changes) else "update"
+                "unchanged" if not found else "replace" if any(c["replaces"] for c in found) else "update"
             )
-            if action == "replace":
-                replaced[resource["urn"]] = resource["name"]
         counts[action] += 1
         if action != "unchanged":
             entries.append(
                 _entry(
                     resource,
                     action=action,
-                    changes=changes,
+                    changes=found,
                     component=head_components[resource["urn"]],
                     base=old,
                     head=resource,
@@ -323,6 +374,7 @@ def _cost(
         "delta": {k: round(after[k] - before[k], 2) for k in after} if before is not None else None,
         "over_budget": budget is not None and after["peak"] > budget,
         "complete": not head.get("unpriced"),
+        "before_complete": not base.get("unpriced") if base is not None else True,
         "unpriced": sum(len(u.get("resources") or []) for u in head.get("unpriced") or []),
         "components": components,
         "notes": _cost_notes(base, head),
@@ -357,12 +409,17 @@ def _sorted_unique(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(unique.values(), key=_order)
 
 
+def _shape(message: str) -> str:
+    """A message with its figures blanked: what stays the same when only a number changes."""
+    return _FIGURES.sub("#", message)
+
+
 def _match(
     was: list[dict[str, Any]], now: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """``(added, remaining, resolved)``. A finding is the same one when its rule, level and resource are: a
     message that only states a new figure (a peak in dollars, a GPU count) does not make it new and resolved.
-    Within one rule, level and resource, equal messages pair first, then the most alike."""
+    Within one rule, level and resource, equal messages pair first, then messages equal but for numbers."""
     groups: dict[tuple[Any, ...], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
     for side, findings in enumerate((was, now)):
         for finding in findings:
@@ -382,18 +439,15 @@ def _match(
             else:
                 unmatched.remove(same)
                 remaining.append(finding)
-        # The rest pair by likeness: "peak $31,000" is the old "peak $27,306", not an unrelated message.
-        while rest and unmatched:
-            finding, old_finding = max(
-                ((f, o) for f in rest for o in unmatched),
-                key=lambda pair: difflib.SequenceMatcher(
-                    None, pair[0]["message"], pair[1]["message"]
-                ).ratio(),
-            )
-            rest.remove(finding)
-            unmatched.remove(old_finding)
-            remaining.append(finding)
-        added += rest
+        # Then messages that differ only in their figures: "peak $31,000" is the old "peak $27,306"; a message
+        # about another container is another finding.
+        for finding in rest:
+            same = next((f for f in unmatched if _shape(f["message"]) == _shape(finding["message"])), None)
+            if same is None:
+                added.append(finding)
+            else:
+                unmatched.remove(same)
+                remaining.append(finding)
         resolved += unmatched
     return sorted(added, key=_order), sorted(remaining, key=_order), sorted(resolved, key=_order)
 
@@ -404,12 +458,19 @@ def _policies(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) ->
     now = _sorted_unique([_finding(v) for v in head.get("violations") or []])
     was = _sorted_unique([_finding(v) for v in (base or {}).get("violations") or []])
     added, remaining, resolved = _match(was, now)
+    exempt_before = {(e.get("policy"), e.get("urn")) for e in (base or {}).get("exemptions") or []}
+    exemptions = [
+        {**e, "new": base is not None and (e["policy"], e["urn"]) not in exempt_before}
+        for e in _sorted_unique([_finding(e, "reason") for e in head.get("exemptions") or []])
+    ]
+    # A violation an exemption now silences is not resolved: the new exemption says so instead.
+    silenced = {(e["policy"], e["urn"]) for e in exemptions}
     return {
         "config": head.get("config"),
         "added": added,
         "remaining": remaining,
-        "resolved": resolved,
-        "exemptions": _sorted_unique([_finding(e, "reason") for e in head.get("exemptions") or []]),
+        "resolved": [f for f in resolved if (f["policy"], f["urn"]) not in silenced],
+        "exemptions": exemptions,
         "undecided": _sorted_unique([_finding(u) for u in head.get("undecided") or []]),
         "remediation": dict(
             sorted({**((base or {}).get("remediation") or {}), **(head.get("remediation") or {})}.items())

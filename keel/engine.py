@@ -75,6 +75,8 @@ class PlannedResource:
     outputs: Mapping[str, Any] = field(repr=False, compare=False)
     property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     """For each input property, the URNs of the resources its value came from."""
+    id: str = field(default="", compare=False)
+    """The (fake) provider id of a custom resource; empty for components."""
 
     @property
     def tags(self) -> Mapping[str, str]:
@@ -235,6 +237,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     for key, deps in sorted(request.propertyDependencies.items())
                     if deps.urns
                 },
+                id=resource_id,
             )
         )
         obj = _sync_await(rpc.serialize_properties(state, {}))

@@ -63,6 +63,7 @@ class Plan:
                     "parent": r.parent,
                     "provider": r.provider,
                     "custom": r.custom,
+                    **_references(r),
                     "inputs": r.inputs,
                     "protect": r.protect,
                     "retainOnDelete": r.retain_on_delete,
@@ -80,6 +81,15 @@ class Plan:
             **({"policies": self.policies.to_json()} if self.policies is not None else {}),
             **({"cost": self.cost.to_json()} if self.cost is not None else {}),
         }
+
+
+def _references(resource: PlannedResource) -> dict[str, str]:
+    """What other resources hold when they refer to this one (the engine's stand-in id and ARN offline), so
+    that ``keel diff`` can tell which of their inputs a replacement changes."""
+    arn = resource.outputs.get("arn")
+    return {
+        key: value for key, value in (("id", resource.id), ("arn", arn)) if isinstance(value, str) and value
+    }
 
 
 class _WarningCollector(logging.Handler):

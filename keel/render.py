@@ -207,11 +207,13 @@ def cost_lines(report: CostReport) -> list[tuple[str, str, str]]:
         )
         for c in components
     ]
+    # With unpriced resources the totals are lower bounds (the notes list what is missing).
+    bound = "" if report.complete else "≥ "
     rows.append(
         (
             "total per month",
-            money(report.idle.total, report.currency),
-            money(report.peak.total, report.currency),
+            bound + money(report.idle.total, report.currency),
+            bound + money(report.peak.total, report.currency),
         )
     )
     if report.budget is not None:

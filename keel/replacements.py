@@ -348,19 +348,21 @@ def _lies_under(path: str, entry: str) -> bool:
     return path == entry or (path.startswith(entry) and path[len(entry)] in ".[")
 
 
-def replacement_paths(type_: str, changed_paths: Iterable[str]) -> list[str]:
+def replacement_paths(type_: str, changed_paths: Iterable[str], *, whole_blocks: bool = True) -> list[str]:
     """The changed input paths of a resource of ``type_`` that force the provider to replace it, in order.
 
     A path matches an entry of ``REPLACEMENT_PROPERTIES[type_]`` if it equals it or lies under it
     (``blockDeviceMappings[0].ebs.volumeSize`` lies under ``blockDeviceMappings``), or if the entry lies under
-    it (a whole ``launchTemplate`` block added or removed changes ``launchTemplate.id``). Types without entries
-    (components, providers, the stack) never force a replacement.
+    it (a whole ``launchTemplate`` block added or removed changes ``launchTemplate.id``); ``whole_blocks=False``
+    leaves that last case out, for a path known to change only somewhere inside (a new ARN in an annotation
+    under ``metadata`` does not change ``metadata.name``). Types without entries (components, providers, the
+    stack) never force a replacement.
     """
     entries = REPLACEMENT_PROPERTIES.get(type_, {})
     return [
         path
         for path in changed_paths
-        if any(_lies_under(path, entry) or _lies_under(entry, path) for entry in entries)
+        if any(_lies_under(path, entry) or (whole_blocks and _lies_under(entry, path)) for entry in entries)
     ]
 
 

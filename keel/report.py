@@ -16,11 +16,17 @@ Markers (GitHub emoji shortcodes; the comment uses only these, each for one thin
 - ``:no_entry:`` a mandatory policy violation: the policy pack blocks ``pulumi up`` (``keel`` exits 1).
 - ``:small_orange_diamond:`` an advisory policy violation: reported, does not block.
 - ``:white_check_mark:`` a violation of the base that this change resolves.
+- ``:mute:`` an exemption this change adds: a policy rule is silenced for a resource; read its reason.
 - ``:moneybag:`` the estimated monthly cost at peak is over the environment's budget.
 - ``:scissors:`` the comment was shortened to fit GitHub's limit; the notice says what was left out.
 
 An estimate with unpriced resources (``cost.complete`` false) gets a headline line without a marker, says so
-in the cost section, and shows its totals, changes and shares of the budget as lower bounds (``≥``).
+in the cost section, and shows its totals, changes and shares of the budget as lower bounds (``≥``). When the
+base's estimate had unpriced resources (``cost.before_complete`` false), its totals are lower bounds (``≥``)
+and the changes upper bounds (``≤``), or approximate (``≈``) when both estimates are incomplete.
+
+A new exemption (``"new": true``) is listed first and marked **new** (``keel.diff`` does not count the
+violation it silences as resolved: silencing a rule is not a fix).
 
 Shortening: a comment longer than ``limit`` characters loses, in this order, until it fits:
 
@@ -38,7 +44,8 @@ cost summary and the notice are always kept.
 Every string that comes from configuration or code (names, messages, values) is escaped for Markdown and HTML,
 so it cannot break the comment's layout; only the code spans in its prose (balanced backticks on one line, as
 in `` `keel cost ENV` ``) stay code spans, whose content Markdown shows literally. Property values are shown as
-compact JSON, shortened with an ellipsis past ``VALUE_WIDTH`` characters; ``[secret]`` values stay masked.
+compact JSON, shortened with an ellipsis past ``VALUE_WIDTH`` characters; ``[secret]`` values stay masked. A
+value that depends on replaced resources (``known_after``) is prose: ``(known after vpc is replaced)``.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ RISK = ":warning:"
 MANDATORY = ":no_entry:"
 ADVISORY = ":small_orange_diamond:"
 RESOLVED = ":white_check_mark:"
+NEW_EXEMPTION = ":mute:"
 OVER_BUDGET = ":moneybag:"
 SHORTENED = ":scissors:"
 
@@ -76,6 +84,8 @@ SECONDARY_FLOOR = 10
 VALUE_WIDTH = 80
 #: Environment, labels and paths in the headline are clipped to this.
 LABEL_WIDTH = 100
+#: A known-after value names at most this many replaced resources, each clipped to ``VALUE_WIDTH // 2``.
+KNOWN_AFTER_NAMES = 3
 
 REVIEW_NOTE = (
     "Offline review of the inputs the program declares, planned under Pulumi's mock runtime; values only the "
@@ -127,11 +137,30 @@ def counts_phrase(counts: Mapping[str, int]) -> str:
     return ", ".join(parts) or "no changes"
 
 
+def known_after_text(names: Sequence[str]) -> str:
+    """``(known after vpc and subnet-a are replaced)``: a value the provider computes only once the named
+    resources are replaced. At most ``KNOWN_AFTER_NAMES`` are named, so the text stays short."""
+    shown = [_clip(str(name), VALUE_WIDTH // 2) for name in names[:KNOWN_AFTER_NAMES]]
+    if len(names) > KNOWN_AFTER_NAMES:
+        shown.append(f"{len(names) - KNOWN_AFTER_NAMES:,} more")
+    listed = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+    return f"(known after {listed} {'is' if len(names) == 1 else 'are'} replaced)"
+
+
+def _is_prose(change: Mapping[str, Any], side: str) -> bool:
+    """Whether a side of a change is shown as words (not set, known after a replacement), not as a value."""
+    return change.get(side) is None or (side == "after" and bool(change.get("known_after")))
+
+
 def format_change(change: Mapping[str, Any]) -> tuple[str, str]:
     """Both sides of a change as compact JSON (``(not set)`` for none, secrets still ``[secret]``), each
     shortened with an ellipsis past ``VALUE_WIDTH``; when both are that long, the shortened views start just
-    before the first character where they differ, so the difference stays visible."""
-    before, after = _full_value(change.get("before")), _full_value(change.get("after"))
+    before the first character where they differ, so the difference stays visible. An after side that waits
+    on replaced resources (``known_after``) is ``(known after vpc is replaced)``."""
+    before = _full_value(change.get("before"))
+    if change.get("known_after"):
+        return _clip(before, VALUE_WIDTH), known_after_text(change["known_after"])
+    after = _full_value(change.get("after"))
     if len(before) > VALUE_WIDTH and len(after) > VALUE_WIDTH:
         first = next(
             (i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b),
@@ -212,7 +241,7 @@ def _html(text: Any, width: int = LABEL_WIDTH) -> str:
 
 def _md_change(change: Mapping[str, Any]) -> str:
     before, after = (
-        _md(text) if change.get(side) is None else _code(text)
+        _md(text) if _is_prose(change, side) else _code(text)
         for side, text in zip(("before", "after"), format_change(change), strict=True)
     )
     forces = " **forces replacement**" if change.get("replaces") else ""
@@ -241,6 +270,15 @@ def _violations(policies: Mapping[str, Any], level: str) -> list[tuple[bool, Map
     """(new, finding) for the head's violations of one level, the new ones first."""
     found = [(True, f) for f in policies["added"] if f["level"] == level]
     return found + [(False, f) for f in policies["remaining"] if f["level"] == level]
+
+
+def _exemptions(policies: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The head's exemptions, those this change adds first (so that shortening keeps them)."""
+    return sorted(policies["exemptions"], key=lambda f: not f.get("new"))
+
+
+def _new_exemptions(policies: Mapping[str, Any]) -> int:
+    return sum(1 for f in policies["exemptions"] if f.get("new"))
 
 
 def _risky(review: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -280,22 +318,43 @@ def _unpriced(cost: Mapping[str, Any]) -> str | None:
     return f"{_plural(count, 'resource')} {'is' if count == 1 else 'are'} unpriced"
 
 
-def _lower_bounds(cost: Mapping[str, Any]) -> str:
-    """The sentence the cost section gives an incomplete estimate (its figures carry a ``≥``)."""
-    unpriced = _unpriced(cost) or ""
-    return f"{unpriced[:1].upper()}{unpriced[1:]}: the totals are lower bounds (≥)"
+def _base_incomplete(cost: Mapping[str, Any]) -> bool:
+    """Whether the base's estimate had unpriced resources (its totals are lower bounds)."""
+    return cost.get("before") is not None and cost.get("before_complete", True) is False
+
+
+def _bounds_note(cost: Mapping[str, Any]) -> str | None:
+    """The sentence the cost section gives figures that are bounds (``≥``, ``≤``, ``≈``), if any are."""
+    unpriced, base = _unpriced(cost), _base_incomplete(cost)
+    head = f"{unpriced[:1].upper()}{unpriced[1:]}: the totals are lower bounds (≥)" if unpriced else None
+    if head and base:
+        return (
+            f"{head}; the base's estimate had unpriced resources too, so the base's totals are lower bounds as "
+            "well and the changes approximate (≈)"
+        )
+    if base:
+        return (
+            "The base's estimate had unpriced resources, so the base's totals are lower bounds (≥) and the "
+            "changes upper bounds (≤)"
+        )
+    return head
 
 
 def _scenario_cells(cost: Mapping[str, Any], scenario: str) -> tuple[str, str, str, str, str]:
-    """Before, after, change, budget and share of the budget at idle or peak. The head's figures are lower
-    bounds (``≥``) when its estimate is incomplete."""
+    """Before, after, change, budget and share of the budget at idle or peak. A side whose estimate is
+    incomplete is a lower bound (``≥``); the change is then a lower bound (after incomplete), an upper bound
+    (``≤``, before incomplete) or approximate (``≈``, both)."""
     currency, budget = _currency(cost), cost.get("budget")
     before, after, delta = cost.get("before"), cost["after"], cost.get("delta")
-    bound = "≥ " if _unpriced(cost) else ""
+    after_low, before_low = bool(_unpriced(cost)), _base_incomplete(cost)
+    bound = "≥ " if after_low else ""
+    change = {(False, False): "", (False, True): "≥ ", (True, False): "≤ ", (True, True): "≈ "}[
+        (before_low, after_low)
+    ]
     return (
-        _money_or_na(before, scenario, currency),
+        ("≥ " if before_low else "") + _money_or_na(before, scenario, currency),
         bound + money(after[scenario], currency),
-        bound + signed_money(delta[scenario], currency) if delta is not None else "n/a",
+        change + signed_money(delta[scenario], currency) if delta is not None else "n/a",
         money(budget, currency) if budget is not None else "none",
         f"{bound}{after[scenario] / budget:.1%}" if budget else "n/a",
     )
@@ -326,6 +385,7 @@ class _Parts:
     advisory: list[str]
     resolved: list[str]
     exemptions: list[str]
+    new_exemptions: int
     undecided: list[str]
     cost_summary: list[str]
     cost_rows: list[str]
@@ -414,10 +474,21 @@ def _summary(review: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
                         f" ({f'{new:,}' if new else 'none'} new){consequence}",
                     )
                 )
-        if policies["resolved"]:
+        exempted = _new_exemptions(policies)
+        if exempted:
             found.append(
-                (RESOLVED, "green", _plural(len(policies["resolved"]), "violation") + " resolved", "")
+                (
+                    NEW_EXEMPTION,
+                    "cyan",
+                    _plural(exempted, "new exemption"),
+                    ": a rule is silenced for a resource; read the reason"
+                    if exempted == 1
+                    else ": rules are silenced for resources; read the reasons",
+                )
             )
+        resolved = policies["resolved"]
+        if resolved:
+            found.append((RESOLVED, "green", _plural(len(resolved), "violation") + " resolved", ""))
     cost = review.get("cost")
     unpriced = _unpriced(cost) if cost else None
     if cost and cost.get("over_budget"):
@@ -462,8 +533,9 @@ def _violation_row(is_new: bool, finding: Mapping[str, Any], remediation: Mappin
 
 
 def _finding_item(finding: Mapping[str, Any], *, reason: bool = False) -> str:
+    new = "**new** " if finding.get("new") else ""
     text = (
-        f"- {_code(finding['policy'])} ({_md(finding['level'])}) on {_code(short_urn(finding['urn']))}: "
+        f"- {new}{_code(finding['policy'])} ({_md(finding['level'])}) on {_code(short_urn(finding['urn']))}: "
         f"{_md(finding['message'])}"
     )
     return text + (f"; reason: {_md(finding.get('reason') or '(none given)')}" if reason else "")
@@ -497,8 +569,11 @@ def _cost_parts(cost: Mapping[str, Any] | None) -> tuple[list[str], list[str], l
         over = f"{OVER_BUDGET} " if scenario == "peak" and cost.get("over_budget") else ""
         lines.append(f"| {scenario} | {before} | {after} | {change} | {budget} | {over}{share} |")
     lines.append("")
-    if _unpriced(cost):
-        lines += [f"**{_lower_bounds(cost)}.** The cost notes say which.", ""]
+    note = _bounds_note(cost)
+    if note:
+        # The notes list the head's unpriced resources only: the base's are in its own plan.
+        which = " The cost notes say which." if _unpriced(cost) else ""
+        lines += [f"**{note}.**{which}", ""]
     lines += [_md(_cost_basis(cost)), ""]
     rows = [
         f"| {_code(entry['component'], cell=True)} | {_money_or_na(entry.get('before'), 'idle', currency)} "
@@ -546,7 +621,8 @@ def _parts(review: Mapping[str, Any]) -> _Parts:
         mandatory=[_violation_row(new, f, remediation) for new, f in _violations(policies, "mandatory")],
         advisory=[_violation_row(new, f, remediation) for new, f in _violations(policies, "advisory")],
         resolved=[_finding_item(f) for f in policies["resolved"]],
-        exemptions=[_finding_item(f, reason=True) for f in policies["exemptions"]],
+        exemptions=[_finding_item(f, reason=True) for f in _exemptions(policies)],
+        new_exemptions=_new_exemptions(policies),
         undecided=[_finding_item(f) for f in policies["undecided"]],
         cost_summary=summary,
         cost_rows=rows,
@@ -619,7 +695,10 @@ def _compose(parts: _Parts, keep: _Keep, limit: int) -> str:
         _VIOLATION_TABLE,
     )
     lines += _section(f"{RESOLVED} **Resolved: {len(parts.resolved):,}**", parts.resolved, keep.secondary)
-    lines += _section(f"**Exemptions: {len(parts.exemptions):,}**", parts.exemptions, keep.secondary)
+    exemptions = f"**Exemptions: {len(parts.exemptions):,}**"
+    if parts.new_exemptions:
+        exemptions = f"{NEW_EXEMPTION} {exemptions} ({parts.new_exemptions:,} new)"
+    lines += _section(exemptions, parts.exemptions, keep.secondary)
     lines += _section(
         f"**Undecided (values unknown at plan time): {len(parts.undecided):,}**",
         parts.undecided,
@@ -741,9 +820,10 @@ def _render_policies_review(policies: Mapping[str, Any] | None, console: Console
             f"  [green]resolved[/green] {escape(f['policy'])} ({escape(f['level'])}) "
             f"{escape(short_urn(f['urn']))}: {escape(f['message'])}"
         )
-    for f in policies["exemptions"]:
+    for f in _exemptions(policies):
+        new = "[bold]new[/bold] " if f.get("new") else ""
         console.print(
-            f"  [cyan]exempted[/cyan] {escape(f['policy'])} ({escape(f['level'])}) "
+            f"  {new}[cyan]exempted[/cyan] {escape(f['policy'])} ({escape(f['level'])}) "
             f"{escape(short_urn(f['urn']))}: {escape(f['message'])}; [cyan]reason:[/cyan] "
             f"{escape(f.get('reason') or '(none given)')}"
         )
@@ -768,8 +848,9 @@ def _render_cost_review(cost: Mapping[str, Any] | None, console: Console) -> Non
         # Escaped: the amounts carry the currency, which comes from the price table.
         table.add_row(scenario, *map(escape, figures), f"[red]OVER BUDGET {share}[/red]" if over else share)
     console.print(table)
-    if _unpriced(cost):
-        console.print(f"  [yellow]{escape(_lower_bounds(cost))}[/yellow]")
+    note = _bounds_note(cost)
+    if note:
+        console.print(f"  [yellow]{escape(note)}[/yellow]")
     components = Table(title="Cost per component", show_edge=False)
     for column in ("component", "idle before", "idle after", "peak before", "peak after", "peak change"):
         components.add_column(column, justify="left" if column == "component" else "right")

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from keel.cost import PRICES_ENV
 from keel.paths import PROJECT_ROOT
 from keel.plan import ENVIRONMENTS_DIR, environment_file
 
@@ -200,6 +201,10 @@ def revision_plan(
             command += ["--policy-config", str(policy_config.resolve())]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(project), env.get("PYTHONPATH")) if p)
+        prices = env.get(PRICES_ENV)
+        if prices and not (project / prices).is_file():
+            # The revision lacks the price file (the change adds it): price both sides with the working tree's.
+            env[PRICES_ENV] = str(root / prices)
         # Output goes to files, not pipes: the plan JSON is larger than a pipe buffer and nobody reads it early.
         process = subprocess.Popen(command, cwd=project, env=env, stdout=out, stderr=err)
         try:

@@ -14,6 +14,7 @@ from keel.cli import app
 from keel.cost import CostConfigError, estimate, estimate_graph, load_prices
 from keel.engine import Graph, PlannedResource
 from keel.plan import environment_file, plan_environment
+from keel.render import cost_lines
 from tests.conftest import shipped_config
 
 STACK = "urn:pulumi:t::keel::pulumi:pulumi:Stack::keel-t"
@@ -142,6 +143,10 @@ def test_unpriced_types_are_listed_never_zero_and_free_types_are_not() -> None:
 
 def test_a_region_without_prices_makes_resources_unpriced() -> None:
     report = estimate_graph(_fixture(), region="eu-west-1", prices=load_prices())
+    # Totals over unpriced resources are lower bounds, and the table says so.
+    assert [row for row in cost_lines(report) if row[0] == "total per month"] == [
+        ("total per month", "≥ 0 USD", "≥ 0 USD")
+    ]
     reasons = {u.type: u.reason for u in report.unpriced}
     assert "aws:eks/nodeGroup:NodeGroup" in reasons
     assert "eu-west-1" in reasons["aws:eks/nodeGroup:NodeGroup"]

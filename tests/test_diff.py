@@ -350,12 +350,8 @@ def test_a_replacement_carries_over_to_resources_that_take_its_id() -> None:
     subnet = "urn:pulumi:dev::keel::aws:ec2/subnet:Subnet::subnet"
 
     def network(cidr: str) -> dict[str, Any]:
+        # In URN order, as plans list them: every dependent comes before what it depends on.
         return plan(
-            resource("vpc", "aws:ec2/vpc:Vpc", {"cidrBlock": cidr}),
-            {
-                **resource("subnet", "aws:ec2/subnet:Subnet", {"vpcId": "vpc-1", "cidrBlock": "10.0.0.0/24"}),
-                "propertyDependencies": {"vpcId": [vpc]},
-            },
             {
                 **resource("nat", "aws:ec2/natGateway:NatGateway", {"subnetId": "subnet-1"}),
                 "propertyDependencies": {"subnetId": [subnet]},
@@ -364,20 +360,61 @@ def test_a_replacement_carries_over_to_resources_that_take_its_id() -> None:
                 **resource("route-table", "aws:ec2/routeTable:RouteTable", {"vpcId": "vpc-1", "tags": {}}),
                 "propertyDependencies": {"vpcId": [vpc]},
             },
+            {
+                **resource("subnet", "aws:ec2/subnet:Subnet", {"vpcId": "vpc-1", "cidrBlock": "10.0.0.0/24"}),
+                "id": "subnet-1",
+                "propertyDependencies": {"vpcId": [vpc]},
+            },
+            {**resource("vpc", "aws:ec2/vpc:Vpc", {"cidrBlock": cidr}), "id": "vpc-1"},
         )
 
     entries = by_name(review(network("10.0.0.0/16"), network("10.9.0.0/16")))
-    # The mock ids do not change, but the real ones will: the subnet and its NAT gateway are replaced too.
+    # The stand-in ids do not change, but the real ones will: the subnet, and then its NAT gateway, are replaced.
     assert {name: e["action"] for name, e in entries.items()} == {
-        "vpc": "replace",
-        "subnet": "replace",
         "nat": "replace",
         "route-table": "replace",
+        "subnet": "replace",
+        "vpc": "replace",
     }
     assert entries["subnet"]["changes"] == [
-        {"path": "vpcId", "before": "vpc-1", "after": "(known after vpc is replaced)", "replaces": True}
+        {"path": "vpcId", "before": "vpc-1", "after": None, "known_after": ["vpc"], "replaces": True}
     ]
-    assert entries["nat"]["changes"][0]["after"] == "(known after subnet is replaced)"
+    assert entries["nat"]["changes"][0]["known_after"] == ["subnet"]
+
+
+def test_only_the_places_holding_a_replaced_resources_id_change() -> None:
+    role = "urn:pulumi:dev::keel::aws:iam/role:Role::model-irsa"
+    arn = "arn:aws:iam::111111111111:role/model-irsa-1"
+
+    def stack(path: str) -> dict[str, Any]:
+        account = {
+            "metadata": {
+                "name": "model",
+                "namespace": "model",
+                "annotations": {"eks.amazonaws.com/role-arn": arn},
+            }
+        }
+        return plan(
+            {**resource("model-irsa", "aws:iam/role:Role", {"path": path}), "arn": arn},
+            {
+                **resource("model-sa", "kubernetes:core/v1:ServiceAccount", account),
+                "propertyDependencies": {"metadata": [role]},
+            },
+        )
+
+    entries = by_name(review(stack("/"), stack("/keel/")))
+    assert entries["model-irsa"]["action"] == "replace"
+    # Only the annotation holds the role's ARN: the account is updated in place, not replaced.
+    assert entries["model-sa"]["action"] == "update"
+    assert entries["model-sa"]["changes"] == [
+        {
+            "path": "metadata.annotations.eks.amazonaws.com/role-arn",
+            "before": arn,
+            "after": None,
+            "known_after": ["model-irsa"],
+            "replaces": False,
+        }
+    ]
 
 
 def test_an_input_from_a_replaced_resource_that_updates_in_place_is_an_update() -> None:
@@ -385,11 +422,11 @@ def test_an_input_from_a_replaced_resource_that_updates_in_place_is_an_update() 
 
     def stack(spec: str) -> dict[str, Any]:
         return plan(
-            resource("key", "aws:kms/key:Key", {"customerMasterKeySpec": spec}),
             {
                 **resource("logs", "aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": "arn:key"}),
                 "propertyDependencies": {"kmsKeyId": [key]},
             },
+            {**resource("key", "aws:kms/key:Key", {"customerMasterKeySpec": spec}), "arn": "arn:key"},
         )
 
     entries = by_name(review(stack("SYMMETRIC_DEFAULT"), stack("RSA_2048")))
@@ -455,11 +492,36 @@ def test_violations_added_remaining_resolved() -> None:
     assert result["added"] == [finding("raised"), finding("new", "advisory", None, "stack-wide")]
     assert result["remaining"] == [finding("kept")]
     assert result["resolved"] == [finding("fixed"), finding("raised", "advisory")]
-    assert result["exemptions"] == [exemption]
+    assert result["exemptions"] == [{**exemption, "new": True}]  # the base had none
     assert result["undecided"] == [finding("unknown", "advisory")]
     assert result["remediation"] == {"fixed": "fix it", "kept": "new advice", "raised": "raise it"}
     assert result["config"] == "policies/config/dev.json"
     assert review(base, plan())["policies"] is None
+
+
+def test_a_new_exemption_is_not_a_resolved_violation() -> None:
+    violation = finding("gpu-instance-allowlist", urn="urn:pool")
+    exempted = {**violation, "reason": "approved by the capacity board, ticket 42"}
+    base = plan(policies={"violations": [violation], "exemptions": []})
+    head = plan(policies={"violations": [], "exemptions": [exempted]})
+    result = review(base, head)["policies"]
+    assert result["resolved"] == []
+    assert result["exemptions"] == [{**exempted, "new": True}]
+    # The same exemption in both is not new.
+    assert review(head, head)["policies"]["exemptions"] == [{**exempted, "new": False}]
+
+
+def test_findings_that_differ_in_more_than_figures_are_different_findings() -> None:
+    was = plan(
+        policies={"violations": [finding("k8s-no-privileged", message="container vllm is privileged")]}
+    )
+    now = plan(
+        policies={"violations": [finding("k8s-no-privileged", message="container log-shipper is privileged")]}
+    )
+    result = review(was, now)["policies"]
+    assert [f["message"] for f in result["added"]] == ["container log-shipper is privileged"]
+    assert [f["message"] for f in result["resolved"]] == ["container vllm is privileged"]
+    assert result["remaining"] == []
 
 
 def test_plain_plan_is_a_review_against_nothing() -> None:
@@ -761,6 +823,24 @@ def test_the_base_revision_plans_with_its_own_code(history: Path) -> None:
     [bucket] = [r for r in base["resources"] if r["type"] == BUCKET]
     assert bucket["inputs"]["bucket"] == "keel-dev-models-111111111111"
     assert worktrees(history) == [f"worktree {history.resolve()}"]
+
+
+def test_a_price_file_the_change_adds_prices_the_base_too(
+    history: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # KEEL_PRICES is relative to the project; the revision does not have the file, the working tree does.
+    added = history / "acme-prices.yaml"
+    added.write_text(
+        "regions:\n  us-east-1:\n    instances:\n      g6.4xlarge: {price: 2.0, unit: hour,"
+        " source: 'https://wiki.acme.example/rates', as_of: '2026-12-01'}\n"
+    )
+    monkeypatch.setenv("KEEL_PRICES", added.name)
+    try:
+        _, base = plan_revision("dev", "HEAD~1", root=history)
+    finally:
+        added.unlink()
+    assert base is not None
+    assert base["cost"]["price_table"][-1] == str(added)
 
 
 def test_an_environment_new_at_head_has_nothing_as_its_base(history: Path) -> None:

@@ -26,6 +26,7 @@ from keel.report import (
     LABEL_WIDTH,
     MANDATORY,
     MIN_LIMIT,
+    NEW_EXEMPTION,
     OVER_BUDGET,
     RESOLVED,
     RISK,
@@ -73,11 +74,14 @@ def _resource(
     }
 
 
-def _change(path: str, before: Any, after: Any, *, replaces: bool = False) -> dict[str, Any]:
-    return {"path": path, "before": before, "after": after, "replaces": replaces}
+def _change(
+    path: str, before: Any, after: Any, *, replaces: bool = False, known_after: list[str] | None = None
+) -> dict[str, Any]:
+    change = {"path": path, "before": before, "after": after, "replaces": replaces}
+    return change | ({"known_after": known_after} if known_after is not None else {})
 
 
-def _finding(policy: str, level: str, name: str | None, message: str, **extra: str) -> dict[str, Any]:
+def _finding(policy: str, level: str, name: str | None, message: str, **extra: Any) -> dict[str, Any]:
     return {
         "policy": policy,
         "level": level,
@@ -88,13 +92,14 @@ def _finding(policy: str, level: str, name: str | None, message: str, **extra: s
 
 
 def prod_review() -> dict[str, Any]:
-    """A prod pull request: a new GPU pool, a resized one, a replaced bucket, a cluster upgrade, a deletion."""
+    """A prod pull request: a new GPU pool, a resized one, a replaced bucket (and its versioning, which takes the
+    bucket's id), a cluster upgrade, a deletion, a new exemption."""
     return {
         "environment": "prod",
         "kind": "offline review of declared inputs (Pulumi mock runtime); not a diff against the cloud",
         "base": {"label": "HEAD~1 (3f2a9c1)", "source": "environments/Pulumi.prod.yaml"},
         "head": {"label": "working tree", "source": "environments/Pulumi.prod.yaml"},
-        "counts": {"create": 3, "update": 4, "replace": 1, "delete": 1, "unchanged": 198},
+        "counts": {"create": 3, "update": 4, "replace": 2, "delete": 1, "unchanged": 197},
         "resources": [
             _resource("keel:aws:GpuNodePool", "gpu-h100-od", "gpu-h100-od", "create"),
             _resource("aws:ec2/launchTemplate:LaunchTemplate", "gpu-h100-od-lt", "gpu-h100-od", "create"),
@@ -136,6 +141,13 @@ def prod_review() -> dict[str, Any]:
                 stateful=BUCKET_LOSES,
                 risk=f"replaces a stateful resource: {BUCKET_LOSES.rstrip('.')}; replaces a protected resource: "
                 "pulumi up fails until protect is lifted",
+            ),
+            _resource(
+                "aws:s3/bucketVersioningV2:BucketVersioningV2",
+                "artifacts-versioning",
+                "backups",
+                "replace",
+                [_change("bucket", "keel-prod-artifacts", None, replaces=True, known_after=["artifacts"])],
             ),
             _resource(
                 "aws:secretsmanager/secretVersion:SecretVersion",
@@ -208,7 +220,15 @@ def prod_review() -> dict[str, Any]:
                     "dcgm-exporter",
                     "container dcgm-exporter runs privileged",
                     reason="DCGM needs the GPU device files to read health counters (SEC-142, until 2027-06)",
-                )
+                ),
+                _finding(
+                    "nodegroup-imdsv2",
+                    "mandatory",
+                    "gpu-h100-od-lt",
+                    "launch template allows IMDSv1",
+                    reason="the vendor's GPU driver installer reads IMDSv1 (SEC-201)",
+                    new=True,
+                ),
             ],
             "undecided": [
                 _finding(
@@ -302,7 +322,9 @@ def huge_review(resources: int = 5_000, violations: int = 2_000) -> dict[str, An
     ]
     review["policies"]["resolved"] = review["policies"]["added"][: violations // 4]
     review["policies"]["exemptions"] = [
-        {**f, "reason": "a long-standing exception"} for f in review["policies"]["added"][: violations // 4]
+        # Other findings than the resolved ones: a resolved violation that is now exempted is not resolved.
+        {**f, "reason": "a long-standing exception"}
+        for f in review["policies"]["added"][violations // 4 : violations // 2]
     ]
     review["cost"]["components"] = [
         {"component": f"component-{i}", "before": None, "after": {"idle": 1.0, "peak": 100.0 - i}}
@@ -383,10 +405,10 @@ def test_markers_appear_only_for_what_they_mean() -> None:
     quiet = plan_review()
     quiet["policies"]["added"] = []
     text = render_review_markdown(quiet)
-    for marker in (RISK, MANDATORY, ADVISORY, RESOLVED, OVER_BUDGET, SHORTENED):
+    for marker in (RISK, MANDATORY, ADVISORY, RESOLVED, NEW_EXEMPTION, OVER_BUDGET, SHORTENED):
         assert marker not in text
     loud = render_review_markdown(prod_review())
-    for marker in (RISK, MANDATORY, ADVISORY, RESOLVED, OVER_BUDGET):
+    for marker in (RISK, MANDATORY, ADVISORY, RESOLVED, NEW_EXEMPTION, OVER_BUDGET):
         assert marker in loud
     assert SHORTENED not in loud
 
@@ -394,7 +416,9 @@ def test_markers_appear_only_for_what_they_mean() -> None:
 def test_every_marker_is_documented_in_the_module_docstring() -> None:
     assert keel.report.__doc__ is not None
     documented = re.findall(r"^- ``(:[a-z_]+:)``", keel.report.__doc__, re.MULTILINE)
-    assert sorted(documented) == sorted((RISK, MANDATORY, ADVISORY, RESOLVED, OVER_BUDGET, SHORTENED))
+    assert sorted(documented) == sorted(
+        (RISK, MANDATORY, ADVISORY, RESOLVED, NEW_EXEMPTION, OVER_BUDGET, SHORTENED)
+    )
 
 
 def test_attention_shows_the_replacing_property_and_why_it_matters() -> None:
@@ -442,6 +466,133 @@ def test_secrets_stay_masked_and_long_values_are_shortened() -> None:
     (value,) = re.findall(r"`(\[[^`]*)`", line)
     assert len(value) == VALUE_WIDTH
     assert value.endswith("…")
+
+
+def _line(text: str, needle: str) -> str:
+    return next(line for line in text.splitlines() if needle in line)
+
+
+def test_a_value_known_after_a_replacement_is_prose_not_a_value() -> None:
+    text = render_review_markdown(prod_review())
+    line = _line(text, "known after")
+    assert line == (
+        '  - `bucket`: `"keel-prod-artifacts"` → (known after artifacts is replaced) **forces replacement**'
+    )
+    shown = _inline(text, "known after")
+    assert ("text", " → (known after artifacts is replaced) ") in shown  # prose, not a code span
+    assert "null" not in text
+    review = prod_review()
+    (change,) = review["resources"][7]["changes"]
+    change.update(known_after=["vpc", "subnet_a"], replaces=False)
+    line = _line(render_review_markdown(review), "known after")
+    assert line.endswith("→ (known after vpc and subnet\\_a are replaced)")  # escaped, as all prose
+    assert "(known after vpc and subnet_a are replaced)" in _words(_terminal(review))
+    change["known_after"] = ["vpc", "subnet-a", "subnet-b", "nat-a", "nat-b"]
+    assert "(known after vpc, subnet-a, subnet-b and 2 more are replaced)" in render_review_markdown(review)
+    # Without known_after a missing value is still "not set".
+    del change["known_after"]
+    assert '`bucket`: `"keel-prod-artifacts"` → (not set)\n' in render_review_markdown(review)
+
+
+def test_a_value_known_after_a_replacement_shows_in_attention_and_stays_short() -> None:
+    review = prod_review()
+    bucket = review["resources"][6]
+    bucket["changes"][0].update(before="x" * 500, after=None, known_after=["a" * 500, "network-vpc"])
+    line = _line(render_review_markdown(review), "known after")
+    assert line.startswith('  - `bucket`: `"xxx')
+    assert (
+        f"(known after {'a' * (VALUE_WIDTH // 2 - 1)}… and network-vpc are replaced) **forces replacement**"
+        in line
+    )
+    assert len(line) < 3 * VALUE_WIDTH
+    attention = render_review_markdown(review).split("Needs attention", 1)[1].split("####", 1)[0]
+    assert "are replaced) **forces replacement**" in attention
+
+
+def test_new_exemptions_are_marked_first_and_in_the_headline() -> None:
+    text = render_review_markdown(prod_review())
+    headline = text.split("> Offline review", 1)[0]
+    assert (
+        f"- {NEW_EXEMPTION} **1 new exemption**: a rule is silenced for a resource; read the reason\n"
+        in headline
+    )
+    section = text.split(f"{NEW_EXEMPTION} **Exemptions: 2** (1 new)\n\n", 1)[1].split("\n\n", 1)[0]
+    first, second = section.splitlines()
+    assert first.startswith("- **new** `nodegroup-imdsv2` (mandatory) on `gpu-h100-od-lt`:")
+    assert first.endswith("reason: the vendor's GPU driver installer reads IMDSv1 (SEC-201)")
+    assert second.startswith("- `k8s-no-privileged` (mandatory)")
+    review = prod_review()
+    review["policies"]["exemptions"][0]["new"] = True
+    assert f"{NEW_EXEMPTION} **2 new exemptions**: rules are silenced for resources; read the reasons" in (
+        render_review_markdown(review)
+    )
+    # An exemption the base had too (no "new", or new false) is listed plainly, with no marker.
+    for exemption in review["policies"]["exemptions"]:
+        exemption["new"] = False
+    text = render_review_markdown(review)
+    assert NEW_EXEMPTION not in text
+    assert "**new** `" not in text.split("**Exemptions: 2**", 1)[1]
+    del review["policies"]["exemptions"][1]["new"]
+    assert NEW_EXEMPTION not in render_review_markdown(review)
+
+
+@pytest.mark.parametrize(
+    ("before_complete", "after_complete", "change", "sentence"),
+    [
+        (
+            True,
+            False,
+            "≥",
+            "**1 resource is unpriced: the totals are lower bounds (≥).** The cost notes say which.",
+        ),
+        (
+            False,
+            True,
+            "≤",
+            "**The base's estimate had unpriced resources, so the base's totals are lower bounds (≥) and the "
+            "changes upper bounds (≤).**\n",
+        ),
+        (
+            False,
+            False,
+            "≈",
+            "**1 resource is unpriced: the totals are lower bounds (≥); the base's estimate had unpriced "
+            "resources too, so the base's totals are lower bounds as well and the changes approximate (≈).** "
+            "The cost notes say which.",
+        ),
+    ],
+)
+def test_a_base_with_unpriced_resources_shows_its_totals_as_lower_bounds(
+    before_complete: bool, after_complete: bool, change: str, sentence: str
+) -> None:
+    review = prod_review()
+    review["cost"].update(before_complete=before_complete, complete=after_complete)
+    text = render_review_markdown(review)
+    before = "≥ " if not before_complete else ""
+    after = "≥ " if not after_complete else ""
+    assert [
+        "peak",
+        f"{before}26,196 USD",
+        f"{after}61,250 USD",
+        f"{change} +35,054 USD",
+        "60,000 USD",
+        f":moneybag: {after}102.1%",
+    ] in _table_rows(text)
+    assert sentence in _cost_section(text)
+    terminal = _words(_terminal(review))
+    assert f"│ {before}26,196 USD │ {after}61,250 USD │ {change} +35,054 USD │" in terminal
+    assert sentence.split("**")[1].rstrip(".") in terminal
+
+
+def test_a_base_estimate_marks_nothing_without_a_base_or_when_complete() -> None:
+    review = prod_review()
+    review["cost"].update(before_complete=True, complete=True)
+    text = render_review_markdown(review)
+    assert not {"≥", "≤", "≈"} & set(text)
+    plan = plan_review()
+    plan["cost"]["before_complete"] = False  # no base figures to qualify
+    assert ["peak", "n/a", "85 USD", "n/a", "5,000 USD", "1.7%"] in _table_rows(render_review_markdown(plan))
+    assert "base's" not in render_review_markdown(plan)
 
 
 def test_cost_table_has_before_after_change_budget_and_share() -> None:
@@ -693,7 +844,7 @@ def _words(text: str) -> str:
 def test_terminal_view_has_the_key_facts() -> None:
     text = _words(_terminal(prod_review()))
     for fact in (
-        "Review prod: HEAD~1 (3f2a9c1) → working tree: 3 to create, 4 to change, 1 to replace, 1 to delete",
+        "Review prod: HEAD~1 (3f2a9c1) → working tree: 3 to create, 4 to change, 2 to replace, 1 to delete",
         "not a diff against deployed state",
         "Needs attention (2)",
         "replace artifacts",
@@ -706,6 +857,9 @@ def test_terminal_view_has_the_key_facts() -> None:
         "resolved bucket-tls-only",
         "exempted k8s-no-privileged",
         "reason: DCGM needs the GPU device files",
+        "1 new exemption: a rule is silenced for a resource; read the reason",
+        "new exempted nodegroup-imdsv2 (mandatory) gpu-h100-od-lt: launch template allows IMDSv1",
+        'bucket: "keel-prod-artifacts" → (known after artifacts is replaced) (forces replacement)',
         "undecided kms-no-wildcard-principal",
         "OVER BUDGET ≥ 102.1%",
         "+35,054 USD",
@@ -740,7 +894,7 @@ def test_terminal_view_groups_changes_by_component_in_a_tree() -> None:
     lines = _terminal(prod_review()).splitlines()
     start = lines.index("Changes by component")
     tree = lines[start:]
-    component = next(i for i, line in enumerate(tree) if "backups" in line and "1 to replace" in line)
+    component = next(i for i, line in enumerate(tree) if "backups" in line and "2 to replace" in line)
     assert "replace artifacts aws:s3/bucket:Bucket [protected]" in tree[component + 1]
     assert "bucket:" in tree[component + 2]
     assert tree[component + 2].index("bucket:") > tree[component + 1].index("replace")  # a child
@@ -761,6 +915,7 @@ def test_terminal_view_colours_by_action_and_level() -> None:
         (cyan, "exempted"),
     ):
         assert f"{colour}{text}\x1b[0m" in styled, text
+    assert "\x1b[1;36m new exemption\x1b[0m" in styled  # bold in the headline (Rich styles the count apart)
 
 
 def test_terminal_view_is_never_shortened() -> None:

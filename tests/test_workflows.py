@@ -23,6 +23,8 @@ import yaml
 from keel import report
 from keel.cli import app
 from keel.config import environment_name
+from keel.cost import PRICES_FILE, load_prices
+from keel.paths import display_path
 from keel.plan import ENVIRONMENTS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,6 +168,85 @@ def test_pull_requests_run_with_least_privilege() -> None:
         if step.get("uses", "").startswith("actions/checkout@"):
             assert step["with"]["persist-credentials"] is False, job_id
         assert "${{" not in step.get("run", ""), f"{job_id}: pass context values to run: through env:"
+
+
+def job_runs(condition: str, contexts: dict[str, str]) -> bool:
+    """A job's ``if:`` made of ``==``/``!=`` comparisons joined by ``&&``, evaluated as GitHub does (strings
+    compare case-insensitively) with ``contexts`` giving each context value; anything else fails the test."""
+    condition = condition.strip().removeprefix("${{").removesuffix("}}")
+    runs = True
+    for clause in condition.split("&&"):
+        match = re.fullmatch(r"\s*(\S+)\s*(==|!=)\s*(\S+)\s*", clause)
+        assert match, f"not a comparison this test can evaluate: {clause.strip()!r}"
+        left, right = (w[1:-1] if w.startswith("'") else contexts[w] for w in (match[1], match[3]))
+        runs = runs and ((left.casefold() == right.casefold()) == (match[2] == "=="))
+    return runs
+
+
+#: A pull request from a branch of acme/keel, opened and pushed by a person, with previews turned on.
+SAME_REPOSITORY = {
+    "vars.KEEL_PREVIEW_ENVIRONMENTS": '["prod"]',
+    "github.repository": "acme/keel",
+    "github.event.pull_request.head.repo.full_name": "acme/keel",
+    "github.event.pull_request.user.login": "octocat",
+    "github.actor": "octocat",
+    "github.triggering_actor": "octocat",
+}
+DEPENDABOT = "dependabot[bot]"
+
+
+@pytest.mark.parametrize(
+    ("event", "previewed"),
+    [
+        ({}, True),
+        ({"vars.KEEL_PREVIEW_ENVIRONMENTS": ""}, False),
+        ({"github.event.pull_request.head.repo.full_name": "mallory/keel"}, False),
+        # Dependabot's runs get no Actions secrets and a read-only token (no OIDC), also when a person re-runs
+        # them; a person's push to a Dependabot branch starts a run of their own, with both.
+        (
+            {
+                "github.event.pull_request.user.login": DEPENDABOT,
+                "github.actor": DEPENDABOT,
+                "github.triggering_actor": DEPENDABOT,
+            },
+            False,
+        ),
+        ({"github.event.pull_request.user.login": DEPENDABOT, "github.actor": DEPENDABOT}, False),
+        ({"github.event.pull_request.user.login": DEPENDABOT}, True),
+    ],
+    ids=[
+        "same-repository",
+        "not-turned-on",
+        "fork",
+        "dependabot",
+        "dependabot-re-run",
+        "push-to-dependabot-pr",
+    ],
+)
+def test_the_preview_runs_only_where_it_gets_secrets_and_oidc(event: dict[str, str], previewed: bool) -> None:
+    jobs = load(REVIEW)["jobs"]
+    assert job_runs(jobs["preview"]["if"], {**SAME_REPOSITORY, **event}) is previewed
+    # A skipped preview skips its comments too (no job to fail for want of artifacts).
+    assert "needs.preview.result != 'skipped'" in jobs["preview-comment"]["if"]
+
+
+def test_every_step_that_prices_a_plan_gets_keel_prices() -> None:
+    """keel diff and the policy pack under pulumi preview price plans with the file KEEL_PRICES names."""
+    workflow = load(REVIEW)
+    pricing = []
+    for job_id, step in steps(workflow):
+        script = step.get("run", "")
+        if commands(script, ".venv/bin/keel") or any(c[0] == "preview" for c in commands(script, "pulumi")):
+            env = {**workflow["jobs"][job_id].get("env", {}), **step.get("env", {})}
+            assert env.get("KEEL_PRICES") == "${{ vars.KEEL_PRICES }}", f"{job_id}: {step['name']}"
+            pricing.append(job_id)
+    assert sorted(pricing) == ["preview", "review"]
+
+
+def test_keel_ignores_an_empty_keel_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unset repository variable reaches the steps as an empty KEEL_PRICES."""
+    monkeypatch.setenv("KEEL_PRICES", "")
+    assert load_prices().sources == (display_path(PRICES_FILE),)
 
 
 # --- in step with the project ----------------------------------------------------------------------------
@@ -772,6 +853,7 @@ def test_the_guide_explains_every_marker_of_the_comment() -> None:
         report.MANDATORY,
         report.ADVISORY,
         report.RESOLVED,
+        report.NEW_EXEMPTION,
         report.OVER_BUDGET,
         report.SHORTENED,
     )
