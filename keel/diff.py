@@ -30,7 +30,8 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 OPTIONS = {"protect": "(protect)", "retainOnDelete": "(retainOnDelete)", "ignoreChanges": "(ignoreChanges)"}
 ACTIONS = ("create", "update", "replace", "delete", "unchanged")
 _LEVEL_ORDER = {"mandatory": 0, "advisory": 1}
-_FIGURES = re.compile(r"\d[\d,.]*")
+#: Standalone figures ("42 GPUs", "$27,306/month"), not digits inside names ("g6.8xlarge", "us-east-1").
+_FIGURES = re.compile(r"(?<![\w.-])\$?\d[\d,]*(?:\.\d+)?(?![\w-])")
 
 
 # ------------------------------------------------------------------------------------------- resources
@@ -97,8 +98,19 @@ def _changes(type_: str, base: Mapping[str, Any], head: Mapping[str, Any]) -> li
 _METADATA_ONLY = ("tags", "tagsAll")
 
 
+def _mentions(text: str, reference: str) -> bool:
+    """Whether ``reference`` (an id or ARN) stands alone in ``text``: ``keel-prod-vault`` is not in the ARN of
+    ``keel-prod-vault-us-west-2``."""
+    return re.search(rf"(?<![\w.-]){re.escape(reference)}(?![\w.-])", text) is not None
+
+
+def _references(resource: Mapping[str, Any]) -> tuple[str, ...]:
+    """The id and ARN other resources hold when they refer to ``resource``."""
+    return tuple(ref for ref in (resource.get("id"), resource.get("arn")) if isinstance(ref, str) and ref)
+
+
 def _holding(value: Any, path: str, needles: frozenset[str]) -> list[tuple[str, Any]]:
-    """``(path, value)`` of every string inside ``value`` that contains one of ``needles`` (ids, ARNs)."""
+    """``(path, value)`` of every string inside ``value`` that mentions one of ``needles`` (ids, ARNs)."""
     if isinstance(value, Mapping):
         return [
             found
@@ -107,7 +119,7 @@ def _holding(value: Any, path: str, needles: frozenset[str]) -> list[tuple[str, 
         ]
     if isinstance(value, list):
         return [found for i, item in enumerate(value) for found in _holding(item, f"{path}[{i}]", needles)]
-    if isinstance(value, str) and any(needle in value for needle in needles):
+    if isinstance(value, str) and any(_mentions(value, needle) for needle in needles):
         return [(path, value)]
     return []
 
@@ -131,23 +143,28 @@ def _knock_on(
         hit = [replaced[urn] for urn in sources if urn in replaced]
         if not hit:
             continue
-        needles = frozenset(
-            ref for r in hit for ref in (r.get("id"), r.get("arn")) if isinstance(ref, str) and ref
-        )
-        # Where the references sit; the whole input if they cannot be found (a value derived from them).
-        places = _holding(inputs.get(key), key, needles) or [(key, inputs.get(key))]
-        names = sorted({r["name"] for r in hit})
-        knock_on += [
-            {
-                "path": path,
-                "before": before,
-                "after": None,
-                "known_after": names,
-                "replaces": bool(replacement_paths(resource["type"], [path], whole_blocks=False)),
-            }
-            for path, before in places
-            if not any(_overlap(path, changed) for changed in already)
-        ]
+        references = {r["name"]: _references(r) for r in hit}
+        needles = frozenset(ref for refs in references.values() for ref in refs)
+        # Only where a reference sits: an input that merely waited for the resource keeps its value. A plan
+        # without ids (from an older Keel) cannot say where, so the whole input counts, to be safe.
+        places = _holding(inputs.get(key), key, needles) if needles else [(key, inputs.get(key))]
+        for path, before in places:
+            if any(_overlap(path, changed) for changed in already):
+                continue
+            names = sorted(
+                name
+                for name, refs in references.items()
+                if not refs or any(_mentions(str(before), ref) for ref in refs)
+            )
+            knock_on.append(
+                {
+                    "path": path,
+                    "before": before,
+                    "after": None,
+                    "known_after": names,
+                    "replaces": bool(replacement_paths(resource["type"], [path], whole_blocks=False)),
+                }
+            )
     return knock_on
 
 
@@ -458,9 +475,17 @@ def _policies(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) ->
     now = _sorted_unique([_finding(v) for v in head.get("violations") or []])
     was = _sorted_unique([_finding(v) for v in (base or {}).get("violations") or []])
     added, remaining, resolved = _match(was, now)
-    exempt_before = {(e.get("policy"), e.get("urn")) for e in (base or {}).get("exemptions") or []}
+    # An exemption that now covers another finding (another message, not just another figure) is new too.
+    exempt_before = {
+        (e.get("policy"), e.get("urn"), _shape(str(e.get("message"))))
+        for e in (base or {}).get("exemptions") or []
+    }
     exemptions = [
-        {**e, "new": base is not None and (e["policy"], e["urn"]) not in exempt_before}
+        {
+            **e,
+            "new": base is not None
+            and (e["policy"], e["urn"], _shape(str(e["message"]))) not in exempt_before,
+        }
         for e in _sorted_unique([_finding(e, "reason") for e in head.get("exemptions") or []])
     ]
     # A violation an exemption now silences is not resolved: the new exemption says so instead.

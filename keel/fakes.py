@@ -228,6 +228,14 @@ def fake_id(ctx: FakeContext) -> str:
         return f"{prefix}-{ctx.digest(17)}"
     if ctx.type.startswith("pulumi:providers:"):
         return ctx.uuid()
+    cluster = ctx.inputs.get("clusterName")
+    if ctx.type.startswith("aws:eks/") and isinstance(cluster, str) and cluster:
+        # EKS sub-resources are "<cluster>:<name>", as the provider imports them; never the cluster's own id.
+        for key in ("nodeGroupName", "addonName", "principalArn"):
+            value = ctx.inputs.get(key)
+            if isinstance(value, str) and value:
+                return f"{cluster}:{value}"
+        return f"{cluster}:{ctx.auto_name()}"
     for key in ("name", "bucket", "nodeGroupName", "clusterName", "keyId"):
         value = ctx.inputs.get(key)
         if isinstance(value, str) and value:

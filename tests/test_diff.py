@@ -417,6 +417,42 @@ def test_only_the_places_holding_a_replaced_resources_id_change() -> None:
     ]
 
 
+def test_each_place_names_the_replaced_resource_whose_id_it_holds_and_nothing_else_counts() -> None:
+    a = "urn:pulumi:dev::keel::aws:ec2/subnet:Subnet::private-a"
+    b = "urn:pulumi:dev::keel::aws:ec2/subnet:Subnet::private-b"
+    vault = "urn:pulumi:dev::keel::aws:backup/vault:Vault::vault"
+    vault_arn = "arn:aws:backup:us-east-1:111111111111:backup-vault:keel-dev-vault"
+
+    def stack(cidr: str) -> dict[str, Any]:
+        return plan(
+            {
+                **resource(
+                    "endpoint", "aws:ec2/vpcEndpoint:VpcEndpoint", {"subnetIds": ["subnet-a", "subnet-b"]}
+                ),
+                "propertyDependencies": {"subnetIds": [a, b]},
+            },
+            {
+                # Took the vault as a dependency, but holds only the copy vault's ARN, which merely starts alike.
+                **resource(
+                    "plan",
+                    "aws:backup/plan:Plan",
+                    {"rules": [{"copyActions": [{"destinationVaultArn": f"{vault_arn}-us-west-2"}]}]},
+                ),
+                "propertyDependencies": {"rules": [vault]},
+            },
+            {**resource("private-a", "aws:ec2/subnet:Subnet", {"cidrBlock": cidr}), "id": "subnet-a"},
+            {**resource("private-b", "aws:ec2/subnet:Subnet", {"cidrBlock": cidr}), "id": "subnet-b"},
+            {**resource("vault", "aws:backup/vault:Vault", {"name": cidr}), "arn": vault_arn},
+        )
+
+    entries = by_name(review(stack("10.0.0.0/24"), stack("10.0.1.0/24")))
+    assert [(c["path"], c["known_after"]) for c in entries["endpoint"]["changes"]] == [
+        ("subnetIds[0]", ["private-a"]),
+        ("subnetIds[1]", ["private-b"]),
+    ]
+    assert "plan" not in entries
+
+
 def test_an_input_from_a_replaced_resource_that_updates_in_place_is_an_update() -> None:
     key = "urn:pulumi:dev::keel::aws:kms/key:Key::key"
 
@@ -509,6 +545,32 @@ def test_a_new_exemption_is_not_a_resolved_violation() -> None:
     assert result["exemptions"] == [{**exempted, "new": True}]
     # The same exemption in both is not new.
     assert review(head, head)["policies"]["exemptions"] == [{**exempted, "new": False}]
+
+
+def test_an_exemption_that_now_covers_another_finding_is_new() -> None:
+    def exempted(message: str) -> dict[str, Any]:
+        return {
+            **finding("gpu-instance-allowlist", urn="urn:pool", message=message),
+            "reason": "benchmarking, ticket 7",
+        }
+
+    base = plan(policies={"violations": [], "exemptions": [exempted("g6.8xlarge is not allowed")]})
+    head = plan(policies={"violations": [], "exemptions": [exempted("g6e.16xlarge is not allowed")]})
+    assert [e["new"] for e in review(base, head)["policies"]["exemptions"]] == [True]
+
+
+def test_digits_in_names_are_not_figures() -> None:
+    was = plan(
+        policies={"violations": [finding("gpu-instance-allowlist", message="uses g6.8xlarge (8 GPUs)")]}
+    )
+    now = plan(
+        policies={"violations": [finding("gpu-instance-allowlist", message="uses g6.16xlarge (16 GPUs)")]}
+    )
+    result = review(was, now)["policies"]
+    assert ([f["message"] for f in result["added"]], [f["message"] for f in result["resolved"]]) == (
+        ["uses g6.16xlarge (16 GPUs)"],
+        ["uses g6.8xlarge (8 GPUs)"],
+    )
 
 
 def test_findings_that_differ_in_more_than_figures_are_different_findings() -> None:
