@@ -105,8 +105,9 @@ def _mentions(text: str, reference: str) -> bool:
 
 
 def _references(resource: Mapping[str, Any]) -> tuple[str, ...]:
-    """The id and ARN other resources hold when they refer to ``resource``."""
-    return tuple(ref for ref in (resource.get("id"), resource.get("arn")) if isinstance(ref, str) and ref)
+    """The strings other resources hold when they refer to ``resource`` (its id, ARN and other computed
+    values, as ``Plan.to_json`` lists them)."""
+    return tuple(ref for ref in resource.get("references") or () if isinstance(ref, str) and ref)
 
 
 def _holding(value: Any, path: str, needles: frozenset[str]) -> list[tuple[str, Any]]:

@@ -63,7 +63,7 @@ class Plan:
                     "parent": r.parent,
                     "provider": r.provider,
                     "custom": r.custom,
-                    **_references(r),
+                    "references": _references(r) if r.custom else [],
                     "inputs": r.inputs,
                     "protect": r.protect,
                     "retainOnDelete": r.retain_on_delete,
@@ -83,13 +83,30 @@ class Plan:
         }
 
 
-def _references(resource: PlannedResource) -> dict[str, str]:
-    """What other resources hold when they refer to this one (the engine's stand-in id and ARN offline), so
-    that ``keel diff`` can tell which of their inputs a replacement changes."""
-    arn = resource.outputs.get("arn")
-    return {
-        key: value for key, value in (("id", resource.id), ("arn", arn)) if isinstance(value, str) and value
-    }
+#: Computed outputs that identify nothing (tags echoed back, lifecycle states, platform versions).
+_NOT_REFERENCES = frozenset({"tagsAll", "status", "platformVersion", "version", "createdAt", "createDate"})
+
+
+def _references(resource: PlannedResource) -> list[str]:
+    """What other resources can hold when they refer to this one: its id and the strings only the provider
+    computes (ARN, generated names, the node group's Auto Scaling group...), the engine's stand-ins offline.
+    ``keel diff`` uses them to tell which inputs of other resources a replacement of this one changes."""
+    found: set[str] = {resource.id} if len(resource.id) >= 8 else set()
+
+    def collect(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+        elif isinstance(value, str) and 8 <= len(value) <= 512:
+            found.add(value)
+
+    for key, value in resource.outputs.items():
+        if key not in resource.inputs and key not in _NOT_REFERENCES:
+            collect(value)
+    return sorted(found)
 
 
 class _WarningCollector(logging.Handler):

@@ -362,10 +362,10 @@ def test_a_replacement_carries_over_to_resources_that_take_its_id() -> None:
             },
             {
                 **resource("subnet", "aws:ec2/subnet:Subnet", {"vpcId": "vpc-1", "cidrBlock": "10.0.0.0/24"}),
-                "id": "subnet-1",
+                "references": ["subnet-1"],
                 "propertyDependencies": {"vpcId": [vpc]},
             },
-            {**resource("vpc", "aws:ec2/vpc:Vpc", {"cidrBlock": cidr}), "id": "vpc-1"},
+            {**resource("vpc", "aws:ec2/vpc:Vpc", {"cidrBlock": cidr}), "references": ["vpc-1"]},
         )
 
     entries = by_name(review(network("10.0.0.0/16"), network("10.9.0.0/16")))
@@ -395,7 +395,7 @@ def test_only_the_places_holding_a_replaced_resources_id_change() -> None:
             }
         }
         return plan(
-            {**resource("model-irsa", "aws:iam/role:Role", {"path": path}), "arn": arn},
+            {**resource("model-irsa", "aws:iam/role:Role", {"path": path}), "references": [arn]},
             {
                 **resource("model-sa", "kubernetes:core/v1:ServiceAccount", account),
                 "propertyDependencies": {"metadata": [role]},
@@ -440,9 +440,15 @@ def test_each_place_names_the_replaced_resource_whose_id_it_holds_and_nothing_el
                 ),
                 "propertyDependencies": {"rules": [vault]},
             },
-            {**resource("private-a", "aws:ec2/subnet:Subnet", {"cidrBlock": cidr}), "id": "subnet-a"},
-            {**resource("private-b", "aws:ec2/subnet:Subnet", {"cidrBlock": cidr}), "id": "subnet-b"},
-            {**resource("vault", "aws:backup/vault:Vault", {"name": cidr}), "arn": vault_arn},
+            {
+                **resource("private-a", "aws:ec2/subnet:Subnet", {"cidrBlock": cidr}),
+                "references": ["subnet-a"],
+            },
+            {
+                **resource("private-b", "aws:ec2/subnet:Subnet", {"cidrBlock": cidr}),
+                "references": ["subnet-b"],
+            },
+            {**resource("vault", "aws:backup/vault:Vault", {"name": cidr}), "references": [vault_arn]},
         )
 
     entries = by_name(review(stack("10.0.0.0/24"), stack("10.0.1.0/24")))
@@ -462,7 +468,10 @@ def test_an_input_from_a_replaced_resource_that_updates_in_place_is_an_update() 
                 **resource("logs", "aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": "arn:key"}),
                 "propertyDependencies": {"kmsKeyId": [key]},
             },
-            {**resource("key", "aws:kms/key:Key", {"customerMasterKeySpec": spec}), "arn": "arn:key"},
+            {
+                **resource("key", "aws:kms/key:Key", {"customerMasterKeySpec": spec}),
+                "references": ["arn:key"],
+            },
         )
 
     entries = by_name(review(stack("SYMMETRIC_DEFAULT"), stack("RSA_2048")))
