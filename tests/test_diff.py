@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import os
@@ -21,7 +22,7 @@ from typer.testing import CliRunner
 
 from keel.cli import app
 from keel.diff import KIND, changed_paths, compare
-from keel.plan import environment_file
+from keel.plan import Plan, environment_file
 from keel.replacements import replacement_paths, stateful_reason
 from keel.worktree import (
     PROJECT_ROOT,
@@ -967,3 +968,22 @@ def test_the_worktree_goes_away_when_interrupted(history: Path, interrupt: Calla
 def test_an_unknown_ref_in_the_fixture_is_a_revision_error(history: Path) -> None:
     with pytest.raises(RevisionError, match="--base v9: no such commit"):
         resolve_revision("v9", history)
+
+
+def test_a_replaced_node_group_carries_over_to_the_tags_on_its_auto_scaling_group(
+    plans: dict[str, Plan],
+) -> None:
+    """On the real prod plan: the autoscaler's ASG tags refer to the group's generated Auto Scaling group."""
+    head = plans["prod"].to_json()
+    base = copy.deepcopy(head)
+    group = next(r for r in base["resources"] if r["name"] == "gpu-l4-spot-ng")
+    group["inputs"]["instanceTypes"] = ["g6.2xlarge"]  # instanceTypes force a new node group
+    entries = by_name(review(base, head))
+    assert entries["gpu-l4-spot-ng"]["action"] == "replace"
+    tags = {name: e for name, e in entries.items() if e["type"] == "aws:autoscaling/tag:Tag"}
+    assert tags, "the group's ASG tags must follow it"
+    assert {e["action"] for e in tags.values()} == {"replace"}
+    assert all(name.startswith("gpu-l4-spot") for name in tags)
+    assert {c["known_after"][0] for e in tags.values() for c in e["changes"]} == {"gpu-l4-spot-ng"}
+    # Nothing else holds the group's references.
+    assert set(entries) == {"gpu-l4-spot-ng", *tags}
