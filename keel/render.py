@@ -209,6 +209,9 @@ def cost_lines(report: CostReport) -> list[tuple[str, str, str]]:
     ]
     # With unpriced resources the totals are lower bounds (the notes list what is missing).
     bound = "" if report.complete else "≥ "
+    unpriced = sum(len(u.resources) for u in report.unpriced)
+    if unpriced:
+        rows.append((f"unpriced ({unpriced} resources: see the notes)", "not counted", "not counted"))
     rows.append(
         (
             "total per month",

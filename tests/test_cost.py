@@ -147,6 +147,10 @@ def test_a_region_without_prices_makes_resources_unpriced() -> None:
     assert [row for row in cost_lines(report) if row[0] == "total per month"] == [
         ("total per month", "≥ 0 USD", "≥ 0 USD")
     ]
+    unpriced = sum(len(u.resources) for u in report.unpriced)
+    assert (f"unpriced ({unpriced} resources: see the notes)", "not counted", "not counted") in cost_lines(
+        report
+    )
     reasons = {u.type: u.reason for u in report.unpriced}
     assert "aws:eks/nodeGroup:NodeGroup" in reasons
     assert "eu-west-1" in reasons["aws:eks/nodeGroup:NodeGroup"]
