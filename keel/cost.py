@@ -146,7 +146,8 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any], path: str = "") 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        # libyaml's safe loader when PyYAML has it (its wheels do): the table is read on every plan.
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as error:
         raise CostConfigError(f"{path}: cannot read: {error.strerror}") from None
     except yaml.YAMLError as error:
