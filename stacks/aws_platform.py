@@ -156,6 +156,7 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
             log_key_arn=keys.arn("logs"),
             log_retention_days=resolved(spec.cluster.log_retention_days, "cluster.logRetentionDays"),
             assumed_log_gb_per_month=spec.usage.control_plane_log_gb_per_month,
+            volume_key_arn=keys.arn("volumes"),
             admin_role_arns=list(spec.cluster.admin_role_arns),
             system_nodes=SystemNodes(
                 instance_types=list(system.instance_types),
@@ -262,6 +263,7 @@ def build(spec: EnvironmentSpec, secret_values: dict[str, pulumi.Output[str] | N
             backups=backups,
             secrets=secrets,
             secrets_key_arn=keys.arn("secrets"),
+            volume_key_arn=keys.arn("volumes"),
             bucket_name=artifact_bucket_name(spec),
         )
     outputs |= {

@@ -58,6 +58,7 @@ def build(
     backups: Backups,
     secrets: Secrets | None,
     secrets_key_arn: pulumi.Output[str],
+    volume_key_arn: pulumi.Output[str],
     bucket_name: str,
 ) -> dict[str, Any]:
     """Add-ons and model services; returns the outputs a user needs to call each model."""
@@ -71,6 +72,7 @@ def build(
             oidc_issuer=cluster.oidc_issuer,
             secret_arns=list(secrets.arns.values()) if secrets else [],
             secrets_key_arn=secrets_key_arn,
+            volume_key_arn=volume_key_arn,
             tags=spec.merged_tags,
             kubernetes_version=spec.cluster.kubernetes_version,  # type: ignore[arg-type]  # validated by the spec
             prometheus_persistent=spec.tier != "dev",

@@ -666,7 +666,7 @@ def key(purpose: str) -> PlannedResource:
 def test_keys_one_rotating_key_per_purpose_with_the_deletion_window() -> None:
     keys = keys_graph().of_type(T_KEY)
     assert sorted(k.name for k in keys) == sorted(f"keys-{p}" for p in ALL_PURPOSES)
-    assert len(keys) == 6
+    assert len(keys) == 7
     for k in keys:
         assert k.inputs["enableKeyRotation"] is True
         assert k.inputs["rotationPeriodInDays"] == 180

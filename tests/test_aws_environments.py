@@ -81,10 +81,10 @@ EXPECTED_COUNTS: dict[str, tuple[int, int, int]] = {
     "aws:eks/nodeGroup:NodeGroup": (2, 3, 5),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": (1, 1, 1),
     "aws:iam/role:Role": (9, 10, 14),
-    "aws:iam/rolePolicy:RolePolicy": (4, 4, 6),
+    "aws:iam/rolePolicy:RolePolicy": (5, 5, 7),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (11, 13, 17),
-    "aws:kms/alias:Alias": (6, 6, 7),
-    "aws:kms/key:Key": (6, 6, 7),
+    "aws:kms/alias:Alias": (7, 7, 8),
+    "aws:kms/key:Key": (7, 7, 8),
     "aws:s3/bucket:Bucket": (1, 1, 1),
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (1, 1, 1),
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (1, 1, 1),
@@ -391,3 +391,25 @@ def test_prod_vaults_locked_in_compliance_mode_with_grace_period(plans: dict[str
         assert lock.inputs["changeableForDays"] == 3  # compliance mode, undoable for three days
         assert lock.inputs["minRetentionDays"] == 7
         assert "maxRetentionDays" not in lock.inputs  # a compliance maximum could never be raised again
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_persistent_volumes_are_encrypted_with_the_volumes_key_the_ebs_csi_driver_may_use(
+    plans: dict[str, Plan], env: str
+) -> None:
+    graph = plans[env].graph
+    key_arn = graph.one("aws:kms/key:Key", "keys-volumes").outputs["arn"]
+    storage_class = graph.one("kubernetes:storage.k8s.io/v1:StorageClass")
+    assert storage_class.inputs["parameters"]["kmsKeyId"] == key_arn
+    # The driver's IRSA role may use that key, through EC2 only, and grant it only to AWS resources.
+    (inline,) = [
+        p for p in graph.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.startswith("cluster-ebs-csi")
+    ]
+    statements = {s["Sid"]: s for s in json.loads(inline.inputs["policy"])["Statement"]}
+    use, grant = statements["UseVolumeKeyThroughEc2"], statements["GrantVolumeKeyToEc2"]
+    assert use["Resource"] == grant["Resource"] == key_arn
+    assert use["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"ec2.{plans[env].spec.aws.region}.amazonaws.com"}
+    }
+    assert "kms:CreateGrant" not in use["Action"]
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}

@@ -44,7 +44,7 @@ def test_plan_markdown_is_a_pr_comment() -> None:
     assert result.exit_code == 0, result.output
     # The same comment as `keel diff`, reviewing a change from nothing: everything is created.
     assert result.stdout.startswith("<!-- keel-review:staging -->\n### Keel review: `staging`")
-    assert "**149 to create**" in result.stdout
+    assert "**152 to create**" in result.stdout
     assert "<details><summary><code>cluster</code>" in result.stdout
     assert "#### Monthly cost" in result.stdout
 

@@ -419,6 +419,16 @@ def test_storage_class_is_encrypted_gp3_from_the_ebs_csi_driver_retained_and_not
     assert STORAGE_CLASS == "keel-gp3-encrypted"
 
 
+def test_storage_class_encrypts_with_the_volume_key_when_given() -> None:
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/volumes"
+    plan, _ = plan_addons(args(volume_key_arn=key))
+    assert plan.one(T_STORAGE_CLASS).inputs["parameters"] == {
+        "type": "gp3",
+        "encrypted": "true",
+        "kmsKeyId": key,
+    }
+
+
 def test_prometheus_without_persistence_keeps_its_data_in_an_empty_dir() -> None:
     plan = graph()
     spec = values(plan, "kube-prometheus-stack")["prometheus"]["prometheusSpec"]

@@ -15,7 +15,12 @@ from pydantic import Field, field_validator, model_validator
 from components.aws.iam import role_with_policies
 from components.aws.network import CLUSTER_NAME_PATTERN, RetentionDays
 from components.aws.node_group import NodeGroup, NodeGroupArgs
-from components.aws.policy_documents import assume_role_policy, aws_managed_policy_arn, document
+from components.aws.policy_documents import (
+    assume_role_policy,
+    aws_managed_policy_arn,
+    document,
+    ebs_volume_key_statements,
+)
 from components.base import (
     AwsContext,
     ComponentArgs,
@@ -87,6 +92,10 @@ class ClusterArgs(ComponentArgs):
     ``logs.<region>.amazonaws.com`` principal). Required."""
     log_retention_days: RetentionDays
     """Days control-plane logs are kept; one of the CloudWatch Logs retention periods. Required."""
+    volume_key_arn: StrInput | None = None
+    """ARN of the KMS key (purpose ``volumes``) for EBS volumes the EBS CSI driver creates: its IRSA role gets
+    the key rights EBS encryption needs (through EC2 only). Default: ``None`` (the driver can use only the
+    region's default EBS key)."""
     assumed_log_gb_per_month: float | None = Field(default=None, ge=0)
     """GB of control-plane logs ingested per month, tagged on the log group for the cost model
     (``keel:cost-assumed-gb``). Default: ``None`` (untagged: the log group is unpriced)."""
@@ -354,6 +363,9 @@ class Cluster(pulumi.ComponentResource):
                 namespace="kube-system",
                 service_account="ebs-csi-controller-sa",
                 policy_arns=[aws_managed_policy_arn(ctx, "service-role/AmazonEBSCSIDriverPolicy")],
+                inline_policy=document(ebs_volume_key_statements(ctx, args.volume_key_arn))
+                if args.volume_key_arn is not None
+                else None,
             ),
         }
 

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from components.aws.policy_documents import PolicyStatement, service_endpoint, static_document
 from components.base import AwsContext, ComponentArgs, Stateful, child_options, named_tags
 
-KeyPurpose = Literal["logs", "cluster", "data", "backup", "secrets", "notifications"]
+KeyPurpose = Literal["logs", "cluster", "data", "backup", "secrets", "notifications", "volumes"]
 """What a key encrypts; one key per purpose, so access to one kind of data never implies another."""
 
 ALL_PURPOSES: tuple[KeyPurpose, ...] = get_args(KeyPurpose)
@@ -25,6 +25,7 @@ _VIA_SERVICE: dict[KeyPurpose, str] = {
     "backup": "backup",
     "secrets": "secretsmanager",
     "notifications": "sns",
+    "volumes": "ec2",
 }
 
 _DESCRIPTIONS: dict[KeyPurpose, str] = {
@@ -34,6 +35,7 @@ _DESCRIPTIONS: dict[KeyPurpose, str] = {
     "backup": "AWS Backup vault",
     "secrets": "Secrets Manager secrets",
     "notifications": "SNS topic for AWS Budgets and Cost Anomaly Detection alerts",
+    "volumes": "EBS volumes of Kubernetes persistent volume claims (EBS CSI driver)",
 }
 
 # Explicit actions instead of the usual "kms:*" or "kms:Create*": the admin statement must not also allow

@@ -61,6 +61,33 @@ def aws_managed_policy_arn(context: AwsContext, name: str) -> str:
     return f"arn:{context.partition}:iam::aws:policy/{name}"
 
 
+def ebs_volume_key_statements(context: AwsContext, key_arn: StrInput) -> list[PolicyStatement]:
+    """What a principal needs to create and attach EBS volumes encrypted with a customer-managed key (the EBS
+    encryption requirements in the EBS user guide): use of the key only through EC2 in this region, and grants
+    only for AWS resources (EC2 holds the key through a grant while a volume is attached)."""
+    return [
+        {
+            "Sid": "UseVolumeKeyThroughEc2",
+            "Effect": "Allow",
+            "Action": [
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncrypt*",
+            ],
+            "Resource": key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": service_endpoint(context, "ec2")}},
+        },
+        {
+            "Sid": "GrantVolumeKeyToEc2",
+            "Effect": "Allow",
+            "Action": "kms:CreateGrant",
+            "Resource": key_arn,
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        },
+    ]
+
+
 def kms_decrypt_via_service(
     context: AwsContext, key_arn: StrInput, service: str, sid: str
 ) -> PolicyStatement:

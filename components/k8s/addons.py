@@ -118,10 +118,9 @@ ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 #: name it get it.
 STORAGE_CLASS = "keel-gp3-encrypted"
 EBS_CSI_PROVISIONER = "ebs.csi.aws.com"
-#: CreateVolume parameters of the EBS CSI driver (kubernetes-sigs/aws-ebs-csi-driver docs/parameters.md).
-#: No ``kmsKeyId``: EBS then uses the region's default EBS key (``aws/ebs`` unless the account changed it). A
-#: customer-managed key would need KMS rights (CreateGrant, GenerateDataKeyWithoutPlaintext, Decrypt) on the
-#: EBS CSI controller's IRSA role, which has only the AWS managed AmazonEBSCSIDriverPolicy, and in the key policy.
+#: CreateVolume parameters of the EBS CSI driver (kubernetes-sigs/aws-ebs-csi-driver docs/parameters.md), plus
+#: ``kmsKeyId`` when ``volume_key_arn`` is given (the cluster's EBS CSI role then has the rights to use it);
+#: without it EBS uses the region's default EBS key (``aws/ebs`` unless the account changed it).
 EBS_GP3_ENCRYPTED_PARAMETERS: Mapping[str, str] = {"type": "gp3", "encrypted": "true"}
 
 _GO_DURATION = r"^([0-9]+(ms|s|m|h))+$"
@@ -200,6 +199,9 @@ class ClusterAddonsArgs(ComponentArgs):
     Default: none, and then no secret delivery is installed (no External Secrets, role or store)."""
     secrets_key_arn: StrInput
     """ARN of the KMS key encrypting those secrets (``kms:Decrypt`` only via Secrets Manager). Required."""
+    volume_key_arn: StrInput | None = None
+    """ARN of the KMS key the StorageClass encrypts volumes with (``kmsKeyId``); the cluster's EBS CSI role must
+    be allowed to use it (``ClusterArgs.volume_key_arn``). Default: ``None`` (the region's default EBS key)."""
     tags: Mapping[str, str]
     """The environment's merged tags, put on the IAM roles. Required."""
     kubernetes_version: Literal["1.32", "1.33", "1.34", "1.35"] | None = None
@@ -508,7 +510,10 @@ class ClusterAddons(pulumi.ComponentResource):
             f"{self._name}-storage-class",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=STORAGE_CLASS),
             provisioner=EBS_CSI_PROVISIONER,
-            parameters=dict(EBS_GP3_ENCRYPTED_PARAMETERS),
+            parameters={
+                **EBS_GP3_ENCRYPTED_PARAMETERS,
+                **({"kmsKeyId": self._args.volume_key_arn} if self._args.volume_key_arn is not None else {}),
+            },
             # The EBS volume outlives its claim (a release uninstalled, a claim deleted): data is removed by hand.
             reclaim_policy="Retain",
             # Created in the zone of the node the pod is scheduled to, not a random one it cannot attach from.
