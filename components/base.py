@@ -86,11 +86,15 @@ def child_options(
 ASSUMED_GB_TAG = "keel:cost-assumed-gb"
 
 
-def assumed_gb(gb: float | None) -> dict[str, str]:
-    """The ``ASSUMED_GB_TAG`` entry for a volume (none when no volume is assumed: the resource is unpriced)."""
-    return {} if gb is None else {ASSUMED_GB_TAG: f"{gb:g}"}
-
-
-def named_tags(tags: Mapping[str, str], name: str, **extra: str) -> dict[str, str]:
-    """The environment's tags plus ``Name`` (what the AWS console shows) and any resource-specific extras."""
-    return {**tags, "Name": name, **extra}
+def named_tags(
+    tags: Mapping[str, str],
+    name: str,
+    extra: Mapping[str, str] | None = None,
+    *,
+    assumed_gb: float | None = None,
+) -> dict[str, str]:
+    """The environment's tags plus ``Name`` (what the AWS console shows), any resource-specific ``extra`` tags
+    and, for a resource AWS bills by volume, ``ASSUMED_GB_TAG`` with ``assumed_gb`` (``None``: no tag, so the
+    cost model lists it as unpriced)."""
+    usage = {} if assumed_gb is None else {ASSUMED_GB_TAG: f"{assumed_gb:g}"}
+    return {**tags, "Name": name, **(extra or {}), **usage}

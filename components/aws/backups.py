@@ -23,7 +23,6 @@ from components.base import (
     ComponentArgs,
     Stateful,
     StrInput,
-    assumed_gb,
     child_options,
     named_tags,
 )
@@ -207,7 +206,7 @@ class Backups(pulumi.ComponentResource):
             name=f"{args.name_prefix}-vault",
             kms_key_arn=args.backup_key_arn,
             force_destroy=args.force_destroy,
-            tags={**named_tags(args.tags, f"{args.name_prefix}-vault"), **assumed_gb(args.assumed_vault_gb)},
+            tags=named_tags(args.tags, f"{args.name_prefix}-vault", assumed_gb=args.assumed_vault_gb),
             opts=child_options(self, stateful=args.stateful),
         )
         self.vault_name = vault.name
@@ -293,10 +292,11 @@ class Backups(pulumi.ComponentResource):
             bucket=args.bucket_name,
             bucket_prefix=None if args.bucket_name else args.bucket_prefix,
             force_destroy=args.force_destroy,
-            tags={
-                **named_tags(args.tags, args.bucket_name or f"{args.name_prefix}-artifacts"),
-                **assumed_gb(args.assumed_bucket_gb),
-            },
+            tags=named_tags(
+                args.tags,
+                args.bucket_name or f"{args.name_prefix}-artifacts",
+                assumed_gb=args.assumed_bucket_gb,
+            ),
             opts=child_options(self, stateful=args.stateful),
         )
         # The bucket's settings share its guard: deleting BucketVersioning suspends versioning, deleting the
@@ -404,10 +404,9 @@ class Backups(pulumi.ComponentResource):
             name=f"{args.name_prefix}-vault-{args.copy_region}",
             kms_key_arn=copy_keys.arn("backup"),
             force_destroy=args.force_destroy,
-            tags={
-                **named_tags(args.tags, f"{args.name_prefix}-vault-{args.copy_region}"),
-                **assumed_gb(args.assumed_vault_gb),
-            },
+            tags=named_tags(
+                args.tags, f"{args.name_prefix}-vault-{args.copy_region}", assumed_gb=args.assumed_vault_gb
+            ),
             opts=pulumi.ResourceOptions.merge(child_options(self, stateful=args.stateful), in_copy_region),
         )
         if args.vault_lock is not None:

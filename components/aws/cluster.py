@@ -13,6 +13,7 @@ import pulumi_aws as aws
 from pydantic import Field, field_validator, model_validator
 
 from components.aws.iam import role_with_policies
+from components.aws.logs import encrypted_log_group
 from components.aws.network import CLUSTER_NAME_PATTERN, RetentionDays
 from components.aws.node_group import NodeGroup, NodeGroupArgs
 from components.aws.policy_documents import (
@@ -26,7 +27,6 @@ from components.base import (
     ComponentArgs,
     Stateful,
     StrInput,
-    assumed_gb,
     child_options,
     named_tags,
 )
@@ -299,16 +299,16 @@ class Cluster(pulumi.ComponentResource):
             opts=child_options(self),
         )
         # Created first so EKS finds it and does not create its own, unencrypted and never expiring.
-        log_group = aws.cloudwatch.LogGroup(
+        log_group = encrypted_log_group(
+            self,
             f"{name}-control-plane-logs",
-            name=f"/aws/eks/{args.cluster_name}/cluster",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.log_key_arn,
-            tags={
-                **named_tags(args.tags, f"{args.cluster_name}-control-plane-logs"),
-                **assumed_gb(args.assumed_log_gb_per_month),
-            },
-            opts=child_options(self, stateful=args.stateful),
+            log_group_name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_days=args.log_retention_days,
+            key_arn=args.log_key_arn,
+            tags=args.tags,
+            tag_name=f"{args.cluster_name}-control-plane-logs",
+            assumed_gb_per_month=args.assumed_log_gb_per_month,
+            stateful=args.stateful,
         )
 
         cluster = aws.eks.Cluster(

@@ -11,13 +11,13 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from components.aws.logs import encrypted_log_group
 from components.aws.policy_documents import assume_role_policy, document
 from components.base import (
     AwsContext,
     ComponentArgs,
     Stateful,
     StrInput,
-    assumed_gb,
     child_options,
     named_tags,
 )
@@ -229,14 +229,13 @@ class Network(pulumi.ComponentResource):
                         allocation_id=eip.allocation_id,
                         subnet_id=subnet.id,
                         connectivity_type="public",
-                        tags={
-                            **named_tags(args.tags, f"{name}-nat-{zone}"),
-                            **assumed_gb(
-                                None
-                                if args.assumed_nat_gb_per_month is None
-                                else args.assumed_nat_gb_per_month / len(nat_zones)
-                            ),
-                        },
+                        tags=named_tags(
+                            args.tags,
+                            f"{name}-nat-{zone}",
+                            assumed_gb=None
+                            if args.assumed_nat_gb_per_month is None
+                            else args.assumed_nat_gb_per_month / len(nat_zones),
+                        ),
                         opts=child_options(self, depends_on=[igw]),
                     )
                 )
@@ -254,7 +253,7 @@ class Network(pulumi.ComponentResource):
                 tags=named_tags(
                     args.tags,
                     f"{name}-private-{zone}",
-                    **{
+                    {
                         f"kubernetes.io/cluster/{args.cluster_name}": "shared",
                         "kubernetes.io/role/internal-elb": "1",
                     },
@@ -344,16 +343,16 @@ class Network(pulumi.ComponentResource):
 
     def _flow_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> None:
         ctx = args.context
-        log_group = aws.cloudwatch.LogGroup(
+        log_group = encrypted_log_group(
+            self,
             f"{name}-flow-logs",
-            name=f"/aws/vpc/{args.cluster_name}/flow-logs",
-            retention_in_days=args.flow_log_retention_days,
-            kms_key_id=args.log_key_arn,
-            tags={
-                **named_tags(args.tags, f"{name}-flow-logs"),
-                **assumed_gb(args.assumed_flow_log_gb_per_month),
-            },
-            opts=child_options(self, stateful=args.stateful),
+            log_group_name=f"/aws/vpc/{args.cluster_name}/flow-logs",
+            retention_days=args.flow_log_retention_days,
+            key_arn=args.log_key_arn,
+            tags=args.tags,
+            tag_name=f"{name}-flow-logs",
+            assumed_gb_per_month=args.assumed_flow_log_gb_per_month,
+            stateful=args.stateful,
         )
         role = aws.iam.Role(
             f"{name}-flow-logs",
