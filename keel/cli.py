@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from keel.config import environment_name
-from keel.cost import CostConfigError, estimate
+from keel.cost import CostConfigError, load_prices
 from keel.diff import PlanFileError, compare, load_plan_file
 from keel.engine import PlanError
 from keel.manifests import write_manifests
@@ -272,11 +272,13 @@ def cost(
     if not path.is_file():
         raise _fail(f"no environment {environment} (expected {path})", EXIT_BAD_INPUT)
     try:
-        report = estimate(plan_environment(path, check_policies=False), overrides=prices)
+        priced = plan_environment(path, check_policies=False, prices=load_prices(prices))
     except SpecError as error:
         raise _fail(f"invalid configuration\n{error}", EXIT_BAD_INPUT) from None
     except CostConfigError as error:
         raise _fail(f"invalid price table\n{error}", EXIT_BAD_INPUT) from None
+    report = priced.cost
+    assert report is not None  # every plan is priced (plan_stack_file)
     if output_format is OutputFormat.json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     elif output_format is OutputFormat.markdown:

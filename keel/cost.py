@@ -1,15 +1,15 @@
 """The cost model: monthly list-price cost of a plan at idle and at peak, from a price table shipped as data.
 
-``estimate(plan)`` prices every custom resource in the plan's graph with ``keel/prices/aws.yaml`` (optionally
-overridden by a user file of the same shape). Node groups cost an instance type's hourly price (spot groups at
-the recorded spot estimate) times nodes times ``hours_per_month``, plus their gp3 root volumes: **idle** counts
-every node group at its ``minSize`` on its first instance type (the one EKS launches first for on-demand
-capacity; models at their minimum replicas), **peak** at its ``maxSize`` on its most expensive type (the
-autoscaler may pick any type in the list). Usage-based items (NAT and log GB, stored GB) take their volume from
-the resource's own ``keel:cost-assumed-gb`` tag, which the components set from the environment's
-``keel:usage``; the estimate lists every volume it assumed. A resource type with no price, or a usage-based
-resource without that tag, is listed as unpriced, never counted as zero; types free by nature are listed in
-``FREE_TYPES``/``FREE_PREFIXES``.
+``estimate_graph(graph, ...)``, which every plan calls, prices every custom resource in the graph with
+``keel/prices/aws.yaml`` (optionally overridden by a user file of the same shape). Node groups cost an instance
+type's hourly price (spot groups at the recorded spot estimate) times nodes times ``hours_per_month``, plus
+their gp3 root volumes. **Idle** counts every node group at its ``minSize`` on its first instance type (the one
+EKS launches first for on-demand capacity), plus the nodes models need at their minimum replicas; **peak**
+counts it at its ``maxSize`` on its most expensive type (the autoscaler may pick any type in the list).
+Usage-based items (NAT and log GB, stored GB) take their volume from the resource's own ``keel:cost-assumed-gb``
+tag, which the components set from the environment's ``keel:usage``; the estimate lists every volume it
+assumed. A resource type with no price, or a usage-based resource without that tag, is listed as unpriced,
+never counted as zero; types free by nature are listed in ``FREE_TYPES``/``FREE_PREFIXES``.
 
 The pricing reads only the resource graph, so the plan, ``keel cost`` and the ``peak-spend-within-budget``
 policy (offline and under ``pulumi preview``) compute the same figures.
@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -34,9 +34,6 @@ from components.base import ASSUMED_GB_TAG
 from keel.engine import Graph, PlannedResource
 from keel.paths import PROJECT_ROOT, display_path
 from stacks.catalogue import gpu_instance
-
-if TYPE_CHECKING:
-    from keel.plan import Plan
 
 PRICES_FILE = Path(__file__).resolve().parent / "prices" / "aws.yaml"
 
@@ -450,21 +447,24 @@ class _Pricer:
         self.assumed: list[str] = []
         """Every usage volume taken from a resource's ``keel:cost-assumed-gb`` tag, for the assumptions."""
 
+    def _use(self, label: str, found: Price | None, missing: str) -> Price:
+        """Record a price the estimate used (its date and estimate flag go into the report), or fail as unpriced."""
+        if found is None:
+            raise _NoPriceError(f"{missing} in the price table")
+        self.used[label] = found
+        return found
+
     def price(self, key: str, region: str | None = None) -> Price:
         region = region or self.region
-        found = self.table.price(region, key)
-        if found is None:
-            raise _NoPriceError(f"no {key} price for {region} in the price table")
-        self.used[f"{region}.{key}"] = found
-        return found
+        return self._use(f"{region}.{key}", self.table.price(region, key), f"no {key} price for {region}")
 
     def instance(self, instance_type: str, region: str | None = None) -> Price:
         region = region or self.region
-        found = self.table.instance(region, instance_type)
-        if found is None:
-            raise _NoPriceError(f"no on-demand price for {instance_type} in {region} in the price table")
-        self.used[f"{region}.instances.{instance_type}"] = found
-        return found
+        return self._use(
+            f"{region}.instances.{instance_type}",
+            self.table.instance(region, instance_type),
+            f"no on-demand price for {instance_type} in {region}",
+        )
 
     def region_of(self, resource: PlannedResource) -> str:
         """The region of the resource's provider (e.g. the backup copy region), else the environment's."""
@@ -489,13 +489,13 @@ class _Pricer:
     def pricers(self) -> dict[str, Callable[[PlannedResource], tuple[tuple[float, str], tuple[float, str]]]]:
         return {
             "aws:eks/nodeGroup:NodeGroup": self.node_group,
-            "aws:eks/cluster:Cluster": self.flat_hourly("eks_cluster", "cluster"),
+            "aws:eks/cluster:Cluster": self.flat("eks_cluster", "cluster", hourly=True),
             "aws:ec2/natGateway:NatGateway": self.nat_gateway,
-            "aws:ec2/eip:Eip": self.flat_hourly("public_ipv4_hourly", "public IPv4 address"),
+            "aws:ec2/eip:Eip": self.flat("public_ipv4_hourly", "public IPv4 address", hourly=True),
             "aws:ec2/vpcEndpoint:VpcEndpoint": self.vpc_endpoint,
-            "aws:kms/key:Key": self.flat_monthly("kms_key_monthly", "key"),
-            "aws:secretsmanager/secret:Secret": self.flat_monthly("secret_monthly", "secret"),
-            "aws:budgets/budget:Budget": self.flat_monthly("budget_monthly", "budget"),
+            "aws:kms/key:Key": self.flat("kms_key_monthly", "key", hourly=False),
+            "aws:secretsmanager/secret:Secret": self.flat("secret_monthly", "secret", hourly=False),
+            "aws:budgets/budget:Budget": self.flat("budget_monthly", "budget", hourly=False),
             "aws:s3/bucket:Bucket": self.bucket,
             "aws:backup/vault:Vault": self.vault,
             "aws:cloudwatch/logGroup:LogGroup": self.log_group,
@@ -505,16 +505,13 @@ class _Pricer:
     def _same(amount: float, basis: str) -> tuple[tuple[float, str], tuple[float, str]]:
         return (amount, basis), (amount, basis)
 
-    def flat_hourly(self, key: str, what: str) -> Callable[[PlannedResource], Any]:
+    def flat(self, key: str, what: str, *, hourly: bool) -> Callable[[PlannedResource], Any]:
+        """A price for the resource just existing, per hour (``hourly``) or per month, idle and peak alike."""
+
         def priced(resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
             p = self.price(key, self.region_of(resource))
-            return self._same(p.price * self.hours, f"1 {what} x {p.price} /h x {self.hours:g} h")
-
-        return priced
-
-    def flat_monthly(self, key: str, what: str) -> Callable[[PlannedResource], Any]:
-        def priced(resource: PlannedResource) -> tuple[tuple[float, str], tuple[float, str]]:
-            p = self.price(key, self.region_of(resource))
+            if hourly:
+                return self._same(p.price * self.hours, f"1 {what} x {p.price} /h x {self.hours:g} h")
             return self._same(p.price, f"1 {what} x {p.price} /month")
 
         return priced
@@ -696,7 +693,8 @@ def estimate_graph(
     budget: float | None = None,
     prices: PriceTable | None = None,
 ) -> CostReport:
-    """Price a resource graph (see ``estimate``); for graphs built without a ``Plan``."""
+    """Monthly list-price cost of a resource graph at idle and at peak, beside ``budget`` (see the module
+    docstring). ``prices`` defaults to ``load_prices()``."""
     table = prices or load_prices()
     pricer = _Pricer(graph, table, region)
     pricers = pricer.pricers()
@@ -779,19 +777,4 @@ def _scenario(items: list[LineItem]) -> Scenario:
         total=sum(item.monthly for item in items),
         by_component=dict(sorted(by_component.items(), key=lambda kv: (-kv[1], kv[0]))),
         by_resource=tuple(items),
-    )
-
-
-def estimate(plan: Plan, prices: PriceTable | None = None, overrides: Path | None = None) -> CostReport:
-    """Monthly list-price cost of a plan at idle and at peak, beside the environment's budget.
-
-    ``prices`` defaults to the shipped table (``keel/prices/aws.yaml``) with ``overrides`` merged over it.
-    Raises ``CostConfigError`` for an unusable override file.
-    """
-    table = prices if prices is not None else load_prices(overrides)
-    return estimate_graph(
-        plan.graph,
-        region=plan.spec.aws.region,
-        budget=plan.spec.budget.monthly_limit_usd,
-        prices=table,
     )

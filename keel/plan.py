@@ -185,19 +185,26 @@ class PolicyConfig:
     settings: Mapping[str, PolicySettings]
 
 
-def plan_environment(path: Path, *, policy_config: Path | None = None, check_policies: bool = True) -> Plan:
-    """Load, validate and plan one stack config file, then run the policy pack over the plan.
+def plan_environment(
+    path: Path,
+    *,
+    policy_config: Path | None = None,
+    check_policies: bool = True,
+    prices: PriceTable | None = None,
+) -> Plan:
+    """Load, validate and plan one stack config file, then run the policy pack over the plan and price it.
 
-    The policy config defaults to the environment's file in ``policies/config/`` (or its tier's). Raises
-    ``SpecError`` for bad stack config, ``PolicyConfigError`` for a bad policy config and ``CostConfigError``
-    for a bad price file (``KEEL_PRICES``), all before planning.
+    The policy config defaults to the environment's file in ``policies/config/`` (or its tier's); ``prices`` to
+    ``load_prices()`` (the shipped table with ``KEEL_PRICES`` merged over it). Raises ``SpecError`` for bad
+    stack config, ``PolicyConfigError`` for a bad policy config and ``CostConfigError`` for a bad price file,
+    all before planning.
     """
     stack_file, spec = load_environment(path)
     loaded = None
     if check_policies:
         config_path = policy_config or policy_config_file(spec.environment, spec.tier)
         loaded = PolicyConfig(config_path, load_policy_config(config_path))
-    return plan_stack_file(stack_file, spec, loaded, load_prices())
+    return plan_stack_file(stack_file, spec, loaded, prices if prices is not None else load_prices())
 
 
 def secret_free(value: Mapping[str, Any]) -> bool:

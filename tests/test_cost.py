@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from keel.cli import app
-from keel.cost import CostConfigError, estimate, estimate_graph, load_prices
+from keel.cost import CostConfigError, estimate_graph, load_prices
 from keel.engine import Graph, PlannedResource
 from keel.plan import environment_file, plan_environment
 from keel.render import cost_lines
@@ -198,7 +198,8 @@ def test_budget_comparison() -> None:
 @pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
 def test_shipped_environments_idle_not_above_peak_and_fully_priced(environment: str) -> None:
     plan = plan_environment(environment_file(environment), check_policies=False)
-    report = estimate(plan)
+    report = plan.cost
+    assert report is not None
     data = report.to_json()
     assert set(data) >= {"currency", "prices_as_of", "idle", "peak", "budget", "unpriced", "assumptions"}
     assert data["unpriced"] == [], data["unpriced"]
