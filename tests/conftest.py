@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from keel.plan import ENVIRONMENTS_DIR, Plan, environment_file, plan_environment
+from keel.config import read_stack_file, spec_from_file
+from keel.plan import ENVIRONMENTS_DIR, Plan, environment_file, plan_environment, plan_stack_file
+from stacks.spec import CONFIG_NAMESPACE
 
 SHIPPED = ("dev", "staging", "prod")
 
@@ -24,6 +27,19 @@ def plans() -> dict[str, Plan]:
 def shipped_config(env: str) -> dict[str, Any]:
     """A deep copy of a shipped stack file, to mutate in a test."""
     return copy.deepcopy(yaml.safe_load(environment_file(env).read_text()))
+
+
+def plan_with_secret(env: str, value: str) -> Plan:
+    """The shipped environment planned with ``value`` set, as a secret, for its first secret's config key (what
+    ``pulumi config set --secret`` would do): for tests that the value never reaches any output."""
+    stack_file = read_stack_file(environment_file(env))
+    config_key = f"{CONFIG_NAMESPACE}:{spec_from_file(stack_file).secrets[0].config_key}"
+    with_secret = dataclasses.replace(
+        stack_file,
+        values={**stack_file.values, config_key: value},
+        secret_keys=stack_file.secret_keys | {config_key},
+    )
+    return plan_stack_file(with_secret, spec_from_file(with_secret))
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ The ``plans`` fixture (``conftest.py``) plans each environment once per session 
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import json
@@ -17,10 +16,10 @@ from typing import Any
 import pytest
 from pulumi.runtime.rpc import get_resource_module
 
-from keel.config import read_stack_file, spec_from_file
 from keel.engine import SECRET_MASK, Graph, PlannedResource
-from keel.plan import Plan, environment_file, plan_environment, plan_stack_file, secret_free
-from stacks.spec import CONFIG_NAMESPACE, REQUIRED_TAG_KEYS
+from keel.plan import Plan, environment_file, plan_environment, secret_free
+from stacks.spec import REQUIRED_TAG_KEYS
+from tests.conftest import plan_with_secret
 
 ENVS = ("dev", "staging", "prod")
 
@@ -353,14 +352,7 @@ def test_plan_holds_no_secret_and_masks_the_kubeconfig(plans: dict[str, Plan], e
 
 def test_configured_secret_value_reaches_secrets_manager_masked_and_nowhere_else() -> None:
     sentinel = "hf_SENTINEL_do_not_print_0123456789"
-    stack_file = read_stack_file(environment_file("dev"))
-    config_key = f"{CONFIG_NAMESPACE}:{spec_from_file(stack_file).secrets[0].config_key}"
-    with_secret = dataclasses.replace(
-        stack_file,
-        values={**stack_file.values, config_key: sentinel},
-        secret_keys=stack_file.secret_keys | {config_key},
-    )
-    plan = plan_stack_file(with_secret, spec_from_file(with_secret))
+    plan = plan_with_secret("dev", sentinel)
     version = plan.graph.one("aws:secretsmanager/secretVersion:SecretVersion")
     assert version.inputs["secretString"] == SECRET_MASK
     assert plan.warnings == ()

@@ -11,7 +11,6 @@ follow, then one negative test per failure mode, so the validators are known to 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import re
@@ -32,11 +31,11 @@ from pulumi.runtime import rpc
 from typer.testing import CliRunner
 
 from keel.cli import app
-from keel.config import read_stack_file, spec_from_file
 from keel.engine import SECRET_MASK, Graph
 from keel.manifests import HELM_RELEASE, write_manifests
-from keel.plan import Plan, environment_file, plan_stack_file
-from stacks.spec import CONFIG_NAMESPACE, SUPPORTED_KUBERNETES_VERSIONS
+from keel.plan import Plan
+from stacks.spec import SUPPORTED_KUBERNETES_VERSIONS
+from tests.conftest import plan_with_secret
 
 SHIPPED = ("dev", "staging", "prod")
 SCHEMA_DIR = Path(__file__).parent / "crd_schemas"
@@ -722,14 +721,7 @@ def test_no_file_holds_a_secret_value(exported: dict[str, Export], env: str) -> 
 
 def test_a_configured_secret_never_reaches_a_manifest(tmp_path: Path) -> None:
     sentinel = "hf_SENTINEL_manifest_0123456789abcdefghij"
-    stack_file = read_stack_file(environment_file("dev"))
-    config_key = f"{CONFIG_NAMESPACE}:{spec_from_file(stack_file).secrets[0].config_key}"
-    with_secret = dataclasses.replace(
-        stack_file,
-        values={**stack_file.values, config_key: sentinel},
-        secret_keys=stack_file.secret_keys | {config_key},
-    )
-    written = write_manifests(plan_stack_file(with_secret, spec_from_file(with_secret)).graph, tmp_path)
+    written = write_manifests(plan_with_secret("dev", sentinel).graph, tmp_path)
     assert written
     assert [p.name for p in written if sentinel in p.read_text(encoding="utf-8")] == []
 
